@@ -1,0 +1,43 @@
+# Tally: `make run` starts a local network; `make test` sets everything up and runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NETWORK ?= tally-net
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow lint bench fuzz clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Tally needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: a local single-node network with the API on http://127.0.0.1:7545
+run: $(STAMP)
+	@test -f $(NETWORK)/genesis.bin || $(BIN)/tally init $(NETWORK)
+	$(BIN)/tally node start $(NETWORK)
+
+## lint: formatting, lint rules, types and import layers
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+## test: lint, then the whole test suite (fuzzing 20 s per target, 5 crash-restarts)
+test: lint
+	$(BIN)/python -m pytest -q
+
+## test-slow: the long runs: an hour of fuzzing, 50 crash-restarts
+test-slow: $(STAMP)
+	TALLY_FUZZ_SECONDS=3600 TALLY_CRASHES=50 $(BIN)/python -m pytest -q tests/fuzz tests/node/test_crash.py
+
+## bench: throughput and latency figures (see `tally bench --help`)
+bench: $(STAMP)
+	$(BIN)/tally bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-output

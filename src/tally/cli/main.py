@@ -1,0 +1,112 @@
+"""The `tally` command: a development network, a node, keys, payments and queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tally.cli import keys, node, payments, queries, transactions
+from tally.cli.context import JsonOption
+from tally.cli.network import (
+    DEFAULT_CHAIN_ID,
+    DEFAULT_PORT,
+    NETWORK_FILE,
+    NODE_NAME,
+    create_network,
+)
+from tally.cli.output import console, emit_json, reports_errors
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tally",
+    help="Tally: a digital-currency ledger. Start with `tally init` and `tally node start`.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback's local variables may hold secret keys; never print them.
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.command("init")
+@reports_errors
+def init(
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to create the network.")],
+    chain_id: Annotated[str, typer.Option("--chain-id", help="The network's chain id.")] = (
+        DEFAULT_CHAIN_ID
+    ),
+    port: Annotated[int, typer.Option("--port", help="The node API's port on 127.0.0.1.")] = (
+        DEFAULT_PORT
+    ),
+    assets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--asset",
+            help="Register this asset with its own issuer key (repeatable) [default: CNY and USD].",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a network already in DIR (its keys and data are lost)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a single-node development network: keys, genesis and the node's configuration."""
+    codes = tuple(asset.upper() for asset in assets) if assets else ("CNY", "USD")
+    network = create_network(directory, chain_id=chain_id, port=port, assets=codes, force=force)
+    view = {
+        "directory": str(network.root),
+        "chain_id": network.chain_id,
+        "hrp": network.hrp,
+        "api": network.api,
+        "genesis": str(network.genesis_file),
+        "admin_key": str(network.admin_key),
+        "node_keys": {name: str(path) for name, path in network.node_keys.items()},
+        "issuer_keys": {asset: str(path) for asset, path in network.issuer_keys.items()},
+    }
+    if as_json:
+        emit_json(view)
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("network", f"{network.root / NETWORK_FILE}")
+    grid.add_row("chain id", network.chain_id)
+    grid.add_row("api", network.api)
+    grid.add_row("genesis", str(network.genesis_file))
+    grid.add_row("admin key", str(network.admin_key))
+    for asset, path in network.issuer_keys.items():
+        grid.add_row(f"{asset} issuer key", str(path))
+    for name, path in network.node_keys.items():
+        grid.add_row(f"{name} key", str(path))
+    console.print(grid)
+    console.print(
+        f"start the node with: [bold]tally node start {directory}[/bold]  "
+        f"(config {directory / NODE_NAME / 'node.toml'})"
+    )
+
+
+app.command("issue")(payments.issue)
+app.command("transfer")(payments.transfer)
+app.command("balance")(queries.balance)
+app.command("supply")(queries.supply)
+app.command("status")(queries.status)
+app.add_typer(queries.block_app)
+app.add_typer(transactions.app)
+app.add_typer(keys.app)
+app.add_typer(node.app)
+
+
+def main() -> None:
+    """Run the `tally` command (the console script's entry point)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Solo ordering: one node cuts, executes, certifies and commits blocks alone.
+
+The embedded default for development, tests and demos. It cuts a block when `max_txs`
+transactions wait or `interval_ms` after the first of them arrived, whichever comes first,
+and signs the commit certificate with the node key (a quorum of one member).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from tally.crypto.schnorr import PrivateKey
+from tally.model.block import CommitCertificate
+from tally.model.encoding import block_hash
+from tally.model.tx import Signature
+from tally.rules.certificate import commit_message
+from tally.consensus.orderer import Application
+
+__all__ = ["SoloOrderer"]
+
+log = logging.getLogger(__name__)
+
+
+class SoloOrderer:
+    """Orders alone; certificates carry one signature by member `signer`."""
+
+    def __init__(
+        self,
+        app: Application,
+        key: PrivateKey,
+        signer: int,
+        max_txs: Callable[[], int],
+        interval_ms: Callable[[], int],
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._app = app
+        self._key = key
+        self._signer = signer
+        self._max_txs = max_txs
+        self._interval_ms = interval_ms
+        self._on_fatal = on_fatal
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="solo-orderer", daemon=True)
+
+    def start(self) -> None:
+        """Start the ordering thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the block in progress; waits for the thread."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def certify(self, proposal_hash: bytes, height: int) -> CommitCertificate:
+        """Sign the commit certificate of the block with hash `proposal_hash`."""
+        msg = commit_message(self._app.chain_id, height, proposal_hash, 0)  # type: ignore[arg-type]
+        signature = Signature(signer=self._signer, sig=self._key.sign(msg))  # type: ignore[arg-type]
+        return CommitCertificate(
+            height=height,  # type: ignore[arg-type]
+            block_hash=proposal_hash,  # type: ignore[arg-type]
+            view=0,
+            signatures=(signature,),
+        )
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                if not self._app.wait_for_work(0.2):
+                    continue
+                # Let a block fill for up to one interval after its first transaction.
+                deadline = time.monotonic() + self._interval_ms() / 1000
+                max_txs = self._max_txs()
+                while self._app.pending_count() < max_txs and time.monotonic() < deadline:
+                    time.sleep(min(0.002, max(0.0, deadline - time.monotonic())))
+                proposal = self._app.propose(max_txs, int(time.time() * 1000))
+                if proposal is None:
+                    continue
+                header = proposal.block.header
+                certificate = self.certify(block_hash(header), header.height)
+                self._app.commit(proposal, certificate)
+        except BaseException as exc:  # the orderer thread is a process boundary: log and stop
+            log.exception("solo orderer stopped by an error")
+            if self._on_fatal is not None:
+                self._on_fatal(exc)

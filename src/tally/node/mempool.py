@@ -1,0 +1,139 @@
+"""The mempool: admitted transactions waiting for a block, in arrival order.
+
+It refuses a second pending spend of the same coin (`mempool.conflict`), and remembers the
+outputs of pending transactions so that a payment may spend change that is not yet
+committed. All methods are thread-safe; the orderer waits on `wait_for_work`.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from tally.model.block import Receipt
+from tally.model.coin import Coin, coin_id
+from tally.model.tx import Issue, Redeem, SignedTx, Transfer
+from tally.model.types import CoinId, Height, TxId
+from tally.node.errors import MempoolConflictError, MempoolFullError
+
+__all__ = ["TxResult", "Pending", "Mempool"]
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """Where a transaction ended: its block height, index in the block, and receipt."""
+
+    txid: TxId
+    height: Height
+    index: int
+    receipt: Receipt
+
+
+@dataclass
+class Pending:
+    """An admitted transaction and the future its submitters wait on."""
+
+    tx: SignedTx
+    txid: TxId
+    inputs: tuple[CoinId, ...]
+    future: Future[TxResult] = field(default_factory=Future)
+
+
+class Mempool:
+    """Pending transactions by id, with the coins they claim and create."""
+
+    def __init__(self, max_size: int) -> None:
+        self._max_size = max_size
+        self._pending: dict[TxId, Pending] = {}
+        self._claims: dict[CoinId, TxId] = {}
+        self._outputs: dict[CoinId, Coin] = {}
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def get(self, txid: TxId) -> Pending | None:
+        """The pending entry for `txid`, if any."""
+        return self._pending.get(txid)
+
+    def pending_output(self, cid: CoinId) -> Coin | None:
+        """A coin that a pending transaction will create."""
+        return self._outputs.get(cid)
+
+    def add(self, tx: SignedTx, txid: TxId) -> Pending:
+        """Admit `tx`; a transaction already pending is returned as it is.
+
+        Raises:
+            MempoolFullError: the mempool is full.
+            MempoolConflictError: a pending transaction spends one of the same coins.
+        """
+        body = tx.body
+        inputs = body.inputs if isinstance(body, Transfer | Redeem) else ()
+        with self._lock:
+            existing = self._pending.get(txid)
+            if existing is not None:
+                return existing
+            if len(self._pending) >= self._max_size:
+                raise MempoolFullError(
+                    f"the mempool holds {self._max_size} transactions; retry shortly",
+                    limit=self._max_size,
+                )
+            for cid in inputs:
+                other = self._claims.get(cid)
+                if other is not None:
+                    raise MempoolConflictError(
+                        f"coin {cid.hex()} is already spent by pending transaction {other.hex()}",
+                        coin_id=cid.hex(),
+                        pending_txid=other.hex(),
+                    )
+            entry = Pending(tx=tx, txid=txid, inputs=inputs)
+            self._pending[txid] = entry
+            for cid in inputs:
+                self._claims[cid] = txid
+            if isinstance(body, Issue | Transfer):
+                for index, output in enumerate(body.outputs):
+                    self._outputs[coin_id(txid, index)] = output
+            self._has_work.notify_all()
+            return entry
+
+    def take(self, max_txs: int) -> list[Pending]:
+        """The oldest `max_txs` pending transactions; they stay claimed until `remove`."""
+        with self._lock:
+            batch = []
+            for entry in self._pending.values():
+                if len(batch) >= max_txs:
+                    break
+                batch.append(entry)
+            return batch
+
+    def remove(self, entries: list[Pending]) -> None:
+        """Forget committed transactions and release their claims and outputs."""
+        with self._lock:
+            for entry in entries:
+                if self._pending.pop(entry.txid, None) is None:
+                    continue
+                for cid in entry.inputs:
+                    if self._claims.get(cid) == entry.txid:
+                        del self._claims[cid]
+                body = entry.tx.body
+                if isinstance(body, Issue | Transfer):
+                    for index in range(len(body.outputs)):
+                        self._outputs.pop(coin_id(entry.txid, index), None)
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a pending transaction; whether there is one."""
+        with self._has_work:
+            if not self._pending:
+                self._has_work.wait(timeout)
+            return bool(self._pending)
+
+    def drain(self) -> list[Pending]:
+        """Remove and return everything pending (at shutdown)."""
+        with self._lock:
+            entries = list(self._pending.values())
+            self._pending.clear()
+            self._claims.clear()
+            self._outputs.clear()
+            return entries

@@ -1,0 +1,97 @@
+"""Running a node as a process: open its store, start its orderer, serve its API."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from tally.consensus.solo import SoloOrderer
+from tally.model.encoding import decode
+from tally.model.genesis import Genesis
+from tally.node.api import create_app
+from tally.node.config import ConfigError, NodeConfig, load_config
+from tally.node.core import Node
+from tally.node.keyfile import read_key
+from tally.store.ledger import LedgerStore
+from tally.store.lmdb_store import LmdbStore
+
+__all__ = ["open_node", "run_node", "read_genesis"]
+
+log = logging.getLogger(__name__)
+
+
+def read_genesis(path: Path) -> Genesis:
+    """Read a network's canonical genesis file.
+
+    Raises:
+        ConfigError: missing or not a genesis.
+    """
+    try:
+        return decode(Path(path).read_bytes(), Genesis)
+    except OSError as exc:
+        raise ConfigError(f"cannot read genesis {path}: {exc.strerror}") from None
+    except Exception as exc:  # any Rejection or decode failure: say which file
+        raise ConfigError(f"{path} is not a Tally genesis file: {exc}") from None
+
+
+def open_node(config: NodeConfig) -> Node:
+    """Open (or initialise) the node's store and build the node, without starting anything."""
+    genesis = read_genesis(config.genesis_file)
+    key = read_key(config.key_file)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = LedgerStore.open(LmdbStore(config.data_dir))
+    return Node.create(store, genesis, key, config.name, mempool_max=config.mempool_max)
+
+
+def run_node(config_path: Path, log_level: str = "info") -> int:
+    """Run a node until SIGINT or SIGTERM; returns the process exit code."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = load_config(config_path)
+    node = open_node(config)
+    signer = node.member_index()
+    if signer is None:
+        raise ConfigError(f"node key of {config.name} is not a consensus member in genesis")
+    app = create_app(node, verify_threads=config.verify_threads)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.api_host,
+            port=config.api_port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+    def on_fatal(exc: BaseException) -> None:
+        node.on_fatal(exc)
+        server.should_exit = True
+
+    orderer = SoloOrderer(
+        node,
+        node.key,
+        signer,
+        max_txs=node.params_max_txs,
+        interval_ms=node.params_interval_ms,
+        on_fatal=on_fatal,
+    )
+    height, _ = node.store.tip()
+    log.info(
+        "node %s on chain %s at height %d, API on http://%s:%d",
+        config.name, node.chain_id, height, config.api_host, config.api_port,
+    )
+    orderer.start()
+    try:
+        server.run()
+    finally:
+        orderer.stop()
+        node.stop()
+        node.store.close()
+    if node.fatal is not None:
+        log.error("node stopped by a fatal error: %r", node.fatal)
+        return 1
+    return 0
