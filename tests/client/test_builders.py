@@ -17,8 +17,8 @@ from tally.client import (
 )
 from tally.model import (
     AssetCode,
-    Coin,
     CoinId,
+    Height,
     Lock,
     RegisterAsset,
     SignedTx,
@@ -36,6 +36,7 @@ from tests.rules.helpers import (
     RESERVE_REF,
     USD_ISSUER,
     Ledger,
+    coin,
     escrow_lock,
     expect_rejection,
     key,
@@ -75,9 +76,7 @@ def test_issue_with_bare_public_keys_is_accepted_and_raises_supply() -> None:
     )
     assert ledger.commit(tx).codes == ["ok"]
     alice, bob = outputs_of(tx)
-    assert ledger.view.coins[alice] == Coin(
-        asset=AssetCode("CNY"), amount=700, lock=key_lock(ALICE)
-    )
+    assert ledger.view.coins[alice] == coin("CNY", 700, key_lock(ALICE))
     assert ledger.view.coins[bob].lock == key_lock(BOB)
     assert ledger.view.supplies[AssetCode("CNY")] == Supply(issued=1000, redeemed=0)
     assert decode(encode(tx), SignedTx) == tx
@@ -103,7 +102,7 @@ def test_transfer_takes_coin_outputs_and_multisig_signers_in_any_order() -> None
     ledger = Ledger()
     vault = multi_lock(2, [ALICE, BOB, CAROL])
     funded = _issue(ledger, vault, 100)
-    out = Coin(asset=AssetCode("CNY"), amount=100, lock=key_lock(CAROL))
+    out = coin("CNY", 100, key_lock(CAROL))
     tx = make_transfer([(funded, [(2, key(CAROL)), (0, key(ALICE))])], [out], VALID_UNTIL, CHAIN_ID)
     assert [s.signer for s in tx.witnesses[0].signatures] == [0, 2]
     assert ledger.commit(tx).codes == ["ok"]
@@ -147,41 +146,37 @@ def test_escrow_capture_pays_the_payee_and_refunds_the_rest(captured: int, outpu
     ledger = Ledger()
     lock = escrow_lock(ALICE, BOB, 5)
     escrow = _issue(ledger, lock, 50)
-    coin = ledger.view.coins[escrow]
-    tx = make_escrow_capture(escrow, coin, key(BOB), captured, pub(CAROL), CHAIN_ID, 5)
+    escrowed = ledger.view.coins[escrow]
+    tx = make_escrow_capture(escrow, escrowed, key(BOB), captured, pub(CAROL), CHAIN_ID, 5)
     assert ledger.commit(tx).codes == ["ok"]
     created = [ledger.view.coins[c] for c in outputs_of(tx)]
     assert len(created) == outputs
-    assert created[0] == Coin(asset=AssetCode("CNY"), amount=captured, lock=key_lock(CAROL))
+    assert created[0] == coin("CNY", captured, key_lock(CAROL))
     if outputs == 2:
-        assert created[1] == Coin(
-            asset=AssetCode("CNY"), amount=50 - captured, lock=key_lock(ALICE)
-        )
+        assert created[1] == coin("CNY", 50 - captured, key_lock(ALICE))
 
 
 def test_escrow_reclaim_is_accepted_only_after_expiry() -> None:
     ledger = Ledger()
     escrow = _issue(ledger, escrow_lock(ALICE, BOB, 3), 50)
-    coin = ledger.view.coins[escrow]
-    tx = make_escrow_reclaim(escrow, coin, key(ALICE), CHAIN_ID, VALID_UNTIL)
+    escrowed = ledger.view.coins[escrow]
+    tx = make_escrow_reclaim(escrow, escrowed, key(ALICE), CHAIN_ID, VALID_UNTIL)
     expect_rejection(ledger, tx, EscrowNotExpiredError)
     ledger.advance_to(3)
     assert ledger.commit(tx).codes == ["ok"]
-    assert ledger.view.coins[outputs_of(tx)[0]] == Coin(
-        asset=AssetCode("CNY"), amount=50, lock=key_lock(ALICE)
-    )
+    assert ledger.view.coins[outputs_of(tx)[0]] == coin("CNY", 50, key_lock(ALICE))
 
 
 def test_escrow_builders_refuse_wrong_keys_and_over_capture() -> None:
-    coin = Coin(asset=AssetCode("CNY"), amount=50, lock=escrow_lock(ALICE, BOB, 5))
+    escrowed = coin("CNY", 50, escrow_lock(ALICE, BOB, 5))
     cid = bytes(32)
     with pytest.raises(BuilderError, match="not the escrow's payee"):
-        make_escrow_capture(cid, coin, key(ALICE), 10, pub(CAROL), CHAIN_ID, 5)
+        make_escrow_capture(cid, escrowed, key(ALICE), 10, pub(CAROL), CHAIN_ID, 5)
     with pytest.raises(BuilderError, match="cannot capture 51"):
-        make_escrow_capture(cid, coin, key(BOB), 51, pub(CAROL), CHAIN_ID, 5)
+        make_escrow_capture(cid, escrowed, key(BOB), 51, pub(CAROL), CHAIN_ID, 5)
     with pytest.raises(BuilderError, match="not the escrow's payer"):
-        make_escrow_reclaim(cid, coin, key(BOB), CHAIN_ID, 10)
-    plain = Coin(asset=AssetCode("CNY"), amount=50, lock=key_lock(ALICE))
+        make_escrow_reclaim(cid, escrowed, key(BOB), CHAIN_ID, 10)
+    plain = coin("CNY", 50, key_lock(ALICE))
     with pytest.raises(BuilderError, match="not in escrow"):
         make_escrow_capture(cid, plain, key(BOB), 10, pub(CAROL), CHAIN_ID, 5)
 
@@ -195,7 +190,7 @@ def test_to_lock_refuses_keys_of_the_wrong_length_or_off_the_curve() -> None:
 
 
 def test_sign_inputs_refuses_a_wrong_witness_count_and_repeated_signers() -> None:
-    body = Transfer(inputs=(bytes(32),), outputs=(), valid_until=10)
+    body = Transfer(inputs=(CoinId(bytes(32)),), outputs=(), valid_until=Height(10))
     with pytest.raises(BuilderError, match="needs 1 witnesses"):
         sign_inputs(body, [key(ALICE), key(BOB)], CHAIN_ID)
     with pytest.raises(BuilderError, match="appears twice"):

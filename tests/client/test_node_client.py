@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -19,15 +20,15 @@ from tally.client import (
     make_issue,
     make_transfer,
 )
-from tally.model import Coin, CoinId, KeyLock, address_of, coin_id, encode, tx_id
+from tally.model import CoinId, KeyLock, SignedTx, address_of, coin_id, encode, tx_id
 from tally.node.api import create_app
 from tally.node.core import Node
-from tests.rules.helpers import ALICE, BOB, CHAIN_ID, CNY_ISSUER, HRP, RESERVE_REF, key, pub
+from tests.rules.helpers import ALICE, BOB, CHAIN_ID, CNY_ISSUER, HRP, RESERVE_REF, coin, key, pub
 
 URL = "http://testserver"
 
 
-def _issue(amount: int, owner: int = ALICE, nonce: int = 1):
+def _issue(amount: int, owner: int = ALICE, nonce: int = 1) -> SignedTx:
     return make_issue(
         "CNY", key(CNY_ISSUER), [(pub(owner), amount)], RESERVE_REF, nonce, 500, CHAIN_ID
     )
@@ -60,9 +61,7 @@ def test_submit_waits_for_commit_and_queries_show_the_result(client: NodeClient)
     assert client.coin(coin_id(tx_id(pay.body), 0))["status"] == "unspent"
     listing = client.address_coins(address_of(KeyLock(key=pub(BOB)), HRP))
     assert listing["balance"] == {"CNY": "300"}
-    assert coins_from_json(listing) == [
-        (coin_id(tx_id(pay.body), 0), Coin(asset="CNY", amount=300, lock=KeyLock(key=pub(BOB))))
-    ]
+    assert coins_from_json(listing) == [(coin_id(tx_id(pay.body), 0), coin("CNY", 300, BOB))]
     assert client.block(paid["height"])["txs"][0]["txid"] == paid["txid"]
     assert client.block()["header"]["height"] == paid["height"]
     assert client.block("latest") == client.block(str(paid["height"]))
@@ -119,7 +118,7 @@ def test_malformed_ids_are_refused_before_sending(client: NodeClient) -> None:
 def test_async_client_submits_and_queries_through_asgi(node: Node) -> None:
     app = create_app(node, verify_threads=2)
 
-    async def scenario() -> tuple[dict, dict, dict]:
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         async with AsyncNodeClient(URL, transport=httpx.ASGITransport(app=app)) as client:
             result = await client.submit(_issue(42))
             shown = await client.tx(result["txid"])
@@ -199,7 +198,7 @@ def test_async_events_parse_the_same_stream() -> None:
     def stream(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text=body)
 
-    async def collect() -> list[dict]:
+    async def collect() -> list[dict[str, Any]]:
         transport = httpx.MockTransport(stream)
         async with AsyncNodeClient("http://node.test", transport=transport) as client:
             return [event async for event in client.events()]

@@ -1,4 +1,4 @@
-"""Every decoder under atheris for TALLY_FUZZ_SECONDS (20 s by default, an hour in `make test-slow`)."""
+"""Every decoder under atheris for TALLY_FUZZ_SECONDS: 20 s by default, an hour in test-slow."""
 
 from __future__ import annotations
 
@@ -37,20 +37,36 @@ def _seeds() -> dict[str, list[bytes]]:
     tx = SignedTx(
         body=Transfer(
             inputs=(bytes(32),),
-            outputs=(Coin(asset="CNY", amount=5, lock=lock), Coin(asset="USD", amount=2**40, lock=lock)),
+            outputs=(
+                Coin(asset="CNY", amount=5, lock=lock),
+                Coin(asset="USD", amount=2**40, lock=lock),
+            ),
             valid_until=10,
         ),
         witnesses=(Witness(signatures=(Signature(signer=0, sig=bytes(64)),)),),
     )
     raw = encode(tx)
     header = Header(
-        chain_id="tally-fuzz", height=1, prev_hash=bytes(32), time_ms=1, tx_count=1,
-        tx_root=bytes(32), state_root=bytes(32),
+        chain_id="tally-fuzz",
+        height=1,
+        prev_hash=bytes(32),
+        time_ms=1,
+        tx_count=1,
+        tx_root=bytes(32),
+        state_root=bytes(32),
     )
     block = encode(Block(header=header, txs=(tx,), receipts=(Receipt(code="ok"),)))
     genesis = encode(
-        Genesis(chain_id="c", hrp="tly", time_ms=0, params=Params(), admins=(key.public_key,),
-                admin_threshold=1, assets=(), members=())
+        Genesis(
+            chain_id="c",
+            hrp="tly",
+            time_ms=0,
+            params=Params(),
+            admins=(key.public_key,),
+            admin_threshold=1,
+            assets=(),
+            members=(),
+        )
     )
     return {
         "tx": [raw, raw[:-3]],
@@ -72,9 +88,14 @@ def _fuzz(target: str, seconds: int, tmp_path: Path) -> subprocess.CompletedProc
     artifacts.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [
-            sys.executable, str(HARNESS), target, str(corpus),
-            f"-max_total_time={seconds}", f"-artifact_prefix={artifacts}/",
-            "-rss_limit_mb=2048", "-print_final_stats=1",
+            sys.executable,
+            str(HARNESS),
+            target,
+            str(corpus),
+            f"-max_total_time={seconds}",
+            f"-artifact_prefix={artifacts}/",
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -90,7 +111,8 @@ def test_decoder_raises_only_rejections_under_fuzzing(target: str, tmp_path: Pat
     result = _fuzz(target, SECONDS, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     runs = re.search(r"stat::number_of_executed_units:\s*(\d+)", result.stdout)
-    assert runs is not None and int(runs.group(1)) > 1000, result.stdout[-2000:]
+    assert runs is not None
+    assert int(runs.group(1)) > 1000, result.stdout[-2000:]
 
 
 def test_fuzz_harness_fails_on_an_exception_that_is_not_a_rejection(tmp_path: Path) -> None:

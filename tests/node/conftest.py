@@ -17,9 +17,7 @@ from tests.rules.helpers import MEMBER, key, make_genesis
 
 @pytest.fixture
 def node() -> Iterator[Node]:
-    node = Node.create(
-        LedgerStore.open(MemoryStore()), make_genesis(), key(MEMBER), "member-0"
-    )
+    node = Node.create(LedgerStore.open(MemoryStore()), make_genesis(), key(MEMBER), "member-0")
     orderer = SoloOrderer(
         node, node.key, 0, max_txs=node.params_max_txs, interval_ms=node.params_interval_ms
     )

@@ -9,7 +9,16 @@ from starlette.testclient import TestClient
 
 from tally.model import address_of, encode, tx_id
 from tally.node.core import Node
-from tests.rules.helpers import ALICE, BOB, coin, key_lock, make_issue, make_transfer, outputs_of, owner
+from tests.rules.helpers import (
+    ALICE,
+    BOB,
+    coin,
+    key_lock,
+    make_issue,
+    make_transfer,
+    outputs_of,
+    owner,
+)
 
 
 def _submit(api: TestClient, raw: bytes, wait: str = "commit") -> dict:
@@ -29,15 +38,19 @@ def _fund_alice(api: TestClient, amount: int = 1_000) -> tuple[bytes, bytes]:
 
 def test_transfer_commits_and_every_query_shows_it(api: TestClient) -> None:
     _, alice_coin = _fund_alice(api)
-    pay = make_transfer([(alice_coin, owner(ALICE))], [coin("CNY", 300, BOB), coin("CNY", 700, ALICE)])
+    pay = make_transfer(
+        [(alice_coin, owner(ALICE))], [coin("CNY", 300, BOB), coin("CNY", 700, ALICE)]
+    )
     result = _submit(api, encode(pay))
     assert result["status"] == "committed"
     assert result["receipt"] == {"accepted": True, "code": "ok"}
 
     shown = api.get(f"/v1/txs/{result['txid']}").json()
-    assert shown["status"] == "committed" and shown["tx"]["kind"] == "transfer"
+    assert shown["status"] == "committed"
+    assert shown["tx"]["kind"] == "transfer"
     spent = api.get(f"/v1/coins/{alice_coin.hex()}").json()
-    assert spent["status"] == "spent" and spent["spent_by"] == result["txid"]
+    assert spent["status"] == "spent"
+    assert spent["spent_by"] == result["txid"]
     bob_address = address_of(key_lock(BOB), "tly")
     bob = api.get(f"/v1/addresses/{bob_address}/coins").json()
     assert bob["balance"] == {"CNY": "300"}
@@ -49,7 +62,8 @@ def test_transfer_commits_and_every_query_shows_it(api: TestClient) -> None:
     supply = api.get("/v1/supply").json()
     assert supply["assets"]["CNY"] == {"issued": "1000", "redeemed": "0", "outstanding": "1000"}
     status = api.get("/v1/status").json()
-    assert status["height"] == result["height"] and status["mempool_size"] == 0
+    assert status["height"] == result["height"]
+    assert status["mempool_size"] == 0
 
 
 def test_json_submission_is_accepted_like_canonical_bytes(api: TestClient) -> None:
@@ -126,5 +140,3 @@ def test_malformed_ids_answer_400(api: TestClient) -> None:
         response = api.get(path)
         assert response.status_code == 400, path
         assert response.json()["code"] in ("request.invalid", "address.invalid")
-
-

@@ -8,14 +8,12 @@ from dataclasses import dataclass
 import pytest
 from starlette.testclient import TestClient
 
-from tally.model import Coin, Signature, SignedTx, Transfer, Witness, encode, tx_id
-from tally.model.lock import KeyLock
+from tally.model import Signature, SignedTx, Transfer, Witness, encode, tx_id
 from tests.rules.helpers import (
     ALICE,
     BOB,
     MALLORY,
     coin,
-    key,
     make_issue,
     make_transfer,
     outputs_of,
@@ -100,45 +98,93 @@ CASES = [
     Case("non-canonical integer", lambda a, f: _noncanonical(f), "decode.noncanonical"),
     Case("wrong types", lambda a, f: encode([[2, "not-a-list", [], 5], []]), "decode.type"),
     Case("not msgpack", lambda a, f: b"\xc1", "decode.malformed"),
-    Case("bad utf-8 in asset", lambda a, f: _raw_transfer(f.coin_id, [[b"\xff", 5, [1, pub(BOB)]]]).replace(
-        b"\xc4\x01\xff", b"\xa1\xff"), "decode.malformed"),
+    Case(
+        "bad utf-8 in asset",
+        lambda a, f: _raw_transfer(f.coin_id, [[b"\xff", 5, [1, pub(BOB)]]]).replace(
+            b"\xc4\x01\xff", b"\xa1\xff"
+        ),
+        "decode.malformed",
+    ),
     Case("oversize transaction", lambda a, f: b"\x92" + bytes(70_000), "decode.too_large"),
     Case("too many inputs", lambda a, f: _too_many_inputs(f), "tx.too_many_inputs"),
-    Case("zero amount", lambda a, f: _raw_transfer(f.coin_id, [["CNY", 0, [1, pub(BOB)]]]),
-         "amount.out_of_range"),
-    Case("negative amount", lambda a, f: _raw_transfer(f.coin_id, [["CNY", -5, [1, pub(BOB)]]]),
-         "amount.out_of_range"),
-    Case("overflowing amount",
-         lambda a, f: _raw_transfer(f.coin_id, [["CNY", 2**63, [1, pub(BOB)]]]),
-         "amount.out_of_range"),
-    Case("overflowing sum of outputs",
-         lambda a, f: encode(_pay(f, outputs=[coin("CNY", 2**63 - 1, BOB), coin("CNY", 1, BOB)])),
-         "amount.sum_overflow"),
-    Case("malformed asset code", lambda a, f: _raw_transfer(f.coin_id, [["cny", 5, [1, pub(BOB)]]]),
-         "asset.invalid"),
-    Case("unknown asset", lambda a, f: encode(_pay(f, outputs=[coin("XYZ", 1_000, BOB)])),
-         "asset.unknown"),
-    Case("same input twice",
-         lambda a, f: encode(_pay(f, inputs=[(f.coin_id, owner(ALICE))] * 2)), "input.duplicate"),
+    Case(
+        "zero amount",
+        lambda a, f: _raw_transfer(f.coin_id, [["CNY", 0, [1, pub(BOB)]]]),
+        "amount.out_of_range",
+    ),
+    Case(
+        "negative amount",
+        lambda a, f: _raw_transfer(f.coin_id, [["CNY", -5, [1, pub(BOB)]]]),
+        "amount.out_of_range",
+    ),
+    Case(
+        "overflowing amount",
+        lambda a, f: _raw_transfer(f.coin_id, [["CNY", 2**63, [1, pub(BOB)]]]),
+        "amount.out_of_range",
+    ),
+    Case(
+        "overflowing sum of outputs",
+        lambda a, f: encode(_pay(f, outputs=[coin("CNY", 2**63 - 1, BOB), coin("CNY", 1, BOB)])),
+        "amount.sum_overflow",
+    ),
+    Case(
+        "malformed asset code",
+        lambda a, f: _raw_transfer(f.coin_id, [["cny", 5, [1, pub(BOB)]]]),
+        "asset.invalid",
+    ),
+    Case(
+        "unknown asset",
+        lambda a, f: encode(_pay(f, outputs=[coin("XYZ", 1_000, BOB)])),
+        "asset.unknown",
+    ),
+    Case(
+        "same input twice",
+        lambda a, f: encode(_pay(f, inputs=[(f.coin_id, owner(ALICE))] * 2)),
+        "input.duplicate",
+    ),
     Case("spent input", _spent_input, "input.spent"),
-    Case("unknown input",
-         lambda a, f: encode(_pay(f, inputs=[(b"\x42" * 32, owner(ALICE))])), "input.unknown"),
-    Case("bad signature", lambda a, f: encode(SignedTx(
-        body=_pay(f).body, witnesses=(Witness(signatures=(Signature(signer=0, sig=b"\x01" * 64),)),))),
-        "sig.invalid"),
-    Case("signature made for another transaction", lambda a, f: _signature_from_another_tx(f),
-         "sig.invalid"),
-    Case("wrong key", lambda a, f: encode(_pay(f, inputs=[(f.coin_id, owner(MALLORY))])),
-         "sig.invalid"),
+    Case(
+        "unknown input",
+        lambda a, f: encode(_pay(f, inputs=[(b"\x42" * 32, owner(ALICE))])),
+        "input.unknown",
+    ),
+    Case(
+        "bad signature",
+        lambda a, f: encode(
+            SignedTx(
+                body=_pay(f).body,
+                witnesses=(Witness(signatures=(Signature(signer=0, sig=b"\x01" * 64),)),),
+            )
+        ),
+        "sig.invalid",
+    ),
+    Case(
+        "signature made for another transaction",
+        lambda a, f: _signature_from_another_tx(f),
+        "sig.invalid",
+    ),
+    Case(
+        "wrong key",
+        lambda a, f: encode(_pay(f, inputs=[(f.coin_id, owner(MALLORY))])),
+        "sig.invalid",
+    ),
     Case("expired window", lambda a, f: encode(_pay(f, valid_until=0)), "window.expired"),
     Case("window too far ahead", lambda a, f: encode(_pay(f, valid_until=5_000)), "window.too_far"),
-    Case("issue by an unregistered key",
-         lambda a, f: encode(make_issue("CNY", [coin("CNY", 5, MALLORY)], issuer=MALLORY)),
-         "issue.unauthorized"),
-    Case("unbalanced transfer",
-         lambda a, f: encode(_pay(f, outputs=[coin("CNY", 1_001, BOB)])), "value.unbalanced"),
-    Case("wrong witness count",
-         lambda a, f: encode(SignedTx(body=_pay(f).body, witnesses=())), "witness.count"),
+    Case(
+        "issue by an unregistered key",
+        lambda a, f: encode(make_issue("CNY", [coin("CNY", 5, MALLORY)], issuer=MALLORY)),
+        "issue.unauthorized",
+    ),
+    Case(
+        "unbalanced transfer",
+        lambda a, f: encode(_pay(f, outputs=[coin("CNY", 1_001, BOB)])),
+        "value.unbalanced",
+    ),
+    Case(
+        "wrong witness count",
+        lambda a, f: encode(SignedTx(body=_pay(f).body, witnesses=())),
+        "witness.count",
+    ),
 ]
 
 
@@ -202,5 +248,3 @@ def test_batch_body_that_is_not_an_array_of_bytes_is_refused(api: TestClient) ->
     response = api.post("/v1/txs/batch", content=encode([1, 2]), headers=OCTET)
     assert response.status_code == 400
     assert response.json()["code"] == "decode.type"
-
-

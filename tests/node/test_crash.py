@@ -21,7 +21,15 @@ from tally.node.audit import audit_store
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
 from tests.node.harness import NodeProcess, free_port, make_node_dir
-from tests.rules.helpers import ALICE, coin, make_genesis, make_issue, make_transfer, outputs_of, owner
+from tests.rules.helpers import (
+    ALICE,
+    coin,
+    make_genesis,
+    make_issue,
+    make_transfer,
+    outputs_of,
+    owner,
+)
 
 CRASHES = int(os.environ.get("TALLY_CRASHES", "5"))
 LANES = 8
@@ -85,7 +93,8 @@ def _resync(lanes: list[Lane], store: LedgerStore) -> None:
     for lane in lanes:
         if store.coin(lane.coin_id) is None and lane.last_sent is not None:
             record = store.tx(tx_id(lane.last_sent.body))
-            assert record is not None and record.receipt.accepted
+            assert record is not None
+            assert record.receipt.accepted
             lane.coin_id, lane.amount = outputs_of(lane.last_sent)[1], lane.amount - 1
 
 
@@ -128,3 +137,22 @@ def test_node_killed_under_load_keeps_every_acknowledged_transaction(tmp_path: P
     finally:
         node.stop()
     print(f"{CRASHES} crashes, {len(load.acknowledged)} acknowledged transfers, none lost")
+
+
+def test_node_stops_cleanly_on_sigterm_and_resumes_at_its_height(tmp_path: Path) -> None:
+    port = free_port()
+    node = NodeProcess(make_node_dir(tmp_path, make_genesis(), port), port)
+    node.start()
+    issue = make_issue("CNY", [coin("CNY", 5, ALICE)])
+    response = httpx.post(node.url + "/v1/txs?wait=commit", content=encode(issue), headers=OCTET)
+    height = response.json()["height"]
+    assert node.stop() == 0
+    node.start()
+    try:
+        status = httpx.get(node.url + "/v1/status").json()
+        assert status["height"] == height
+        assert httpx.get(node.url + f"/v1/txs/{tx_id(issue.body).hex()}").json()["status"] == (
+            "committed"
+        )
+    finally:
+        assert node.stop() == 0

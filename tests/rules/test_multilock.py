@@ -1,6 +1,6 @@
 import pytest
 
-from tally.rules import InvalidSignatureError, SignerIndexError, ThresholdError
+from tally.rules import InvalidLockError, InvalidSignatureError, SignerIndexError, ThresholdError
 
 from .helpers import (
     ALICE,
@@ -11,6 +11,7 @@ from .helpers import (
     Ledger,
     coin,
     expect_rejection,
+    make_issue,
     make_transfer,
     multi_lock,
     pub,
@@ -82,3 +83,19 @@ def test_one_of_one_multilock_behaves_like_a_key_lock(ledger):
     (cid,) = ledger.fund(multi_lock(1, [ALICE]), "CNY", 3)
     tx = make_transfer([(cid, signers((0, ALICE)))], [coin("CNY", 3, BOB)])
     assert ledger.commit(tx).codes == ["ok"]
+
+
+def test_multilock_threshold_counts_distinct_keys_not_signer_slots(ledger):
+    # MultiLock.threshold is "how many distinct keys must sign": a 2-of-2 lock that names
+    # Alice twice must not be spendable by Alice alone. Either refusing such a lock when it
+    # is created (lock.invalid) or refusing the spend (witness.threshold) keeps that promise.
+    lock = multi_lock(2, [ALICE, ALICE])
+    created = ledger.commit(
+        make_issue("CNY", [coin("CNY", 9, lock)], nonce=ledger.next_nonce())
+    ).codes
+    if created == [InvalidLockError.code]:
+        return
+    assert created == ["ok"]
+    (cid,) = [c for c, held in ledger.view.coins.items() if held.lock == lock]
+    tx = make_transfer([(cid, signers((0, ALICE), (1, ALICE)))], [coin("CNY", 9, ALICE)])
+    assert ledger.commit(tx).codes != ["ok"]

@@ -35,9 +35,7 @@ def _verify_all(samples: list[tuple[bytes, bytes, bytes]]) -> int:
     return ok
 
 
-def verify_rate(
-    samples: list[tuple[bytes, bytes, bytes]], threads: int | None = None
-) -> float:
+def verify_rate(samples: list[tuple[bytes, bytes, bytes]], threads: int | None = None) -> float:
     """Verifications per second over `samples`, split across `threads` (default: all cores)."""
     threads = threads or os.cpu_count() or 1
     chunks = [samples[i::threads] for i in range(threads)]

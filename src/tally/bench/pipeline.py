@@ -24,7 +24,7 @@ from tally.model.genesis import AssetEntry, Genesis, Member
 from tally.model.lock import KeyLock
 from tally.model.params import Params
 from tally.model.tx import Issue, Signature, SignedTx, Transfer, Witness, sighash
-from tally.model.types import AssetCode, CoinId, Hash32, Height, PublicKey
+from tally.model.types import Amount, AssetCode, CoinId, Hash32, Height, PublicKey, SignatureBytes
 from tally.node.core import Node, TxResult
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
@@ -73,22 +73,30 @@ def bench_genesis() -> Genesis:
     )
 
 
+def _no_progress(stage: str, done: int, total: int) -> None:
+    del stage, done, total
+
+
 def _signed(body: Issue | Transfer, keys: list[PrivateKey]) -> SignedTx:
     msg = sighash(_CHAIN, tx_id(body))
     return SignedTx(
         body=body,
-        witnesses=tuple(Witness(signatures=(Signature(signer=0, sig=k.sign(msg)),)) for k in keys),
+        witnesses=tuple(
+            Witness(signatures=(Signature(signer=0, sig=SignatureBytes(k.sign(msg))),))
+            for k in keys
+        ),
     )
 
 
 def _funding(count: int, nonce_base: int) -> tuple[list[SignedTx], list[tuple[CoinId, Coin, int]]]:
     """Issuances creating `count` coins, and (coin id, coin, owner index) for each."""
-    issues, coins = [], []
+    issues: list[SignedTx] = []
+    coins: list[tuple[CoinId, Coin, int]] = []
     for start in range(0, count, 64):
         outputs = tuple(
             Coin(
                 asset=_ASSET,
-                amount=1_000 + i,
+                amount=Amount(1_000 + i),
                 lock=KeyLock(key=PublicKey(_OWNERS[i % 64].public_key)),
             )
             for i in range(start, min(start + 64, count))
@@ -116,8 +124,12 @@ def _transfers(coins: list[tuple[CoinId, Coin, int]], valid_until: int) -> list[
         body = Transfer(
             inputs=(cid,),
             outputs=(
-                Coin(asset=_ASSET, amount=pay, lock=KeyLock(key=PublicKey(_OWNERS[(owner + 1) % 64].public_key))),
-                Coin(asset=_ASSET, amount=coin.amount - pay, lock=coin.lock),
+                Coin(
+                    asset=_ASSET,
+                    amount=Amount(pay),
+                    lock=KeyLock(key=PublicKey(_OWNERS[(owner + 1) % 64].public_key)),
+                ),
+                Coin(asset=_ASSET, amount=Amount(coin.amount - pay), lock=coin.lock),
             ),
             valid_until=Height(valid_until),
         )
@@ -157,7 +169,7 @@ def run_pipeline(
     submission until every transfer is committed.
     """
     threads = threads or os.cpu_count() or 1
-    report = progress or (lambda stage, done, total: None)
+    report = progress or _no_progress
     with tempfile.TemporaryDirectory(prefix="tally-bench-", dir=directory) as tmp:
         store = LedgerStore.open(LmdbStore(Path(tmp)))
         node = Node.create(store, bench_genesis(), _NODE, "bench", mempool_max=transfers + 1000)
@@ -195,5 +207,3 @@ def run_pipeline(
             node.stop()
             store.close()
         return results
-
-

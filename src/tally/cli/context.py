@@ -50,7 +50,7 @@ NetworkOption = Annotated[
     typer.Option(
         "--network",
         "-n",
-        help="Network directory made by `tally init` [default: $TALLY_NETWORK, then ./tally-net].",
+        help="Network directory made by `tally init` (default: $TALLY_NETWORK, then ./tally-net).",
         show_default=False,
     ),
 ]

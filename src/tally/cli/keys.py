@@ -27,7 +27,7 @@ HrpOption = Annotated[
     str | None,
     typer.Option(
         "--hrp",
-        help="Address prefix [default: the network's, else tly].",
+        help="Address prefix (default: the network's, else tly).",
         show_default=False,
     ),
 ]
@@ -66,7 +66,9 @@ def _report(path: Path, key: PrivateKey, label: str, hrp: str, as_json: bool) ->
 @app.command("new")
 @reports_errors
 def new(
-    file: Annotated[Path, typer.Argument(help="Where to write the key; must not exist.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Where to write the key; must not exist.")
+    ],
     label: Annotated[str, typer.Option(help="A note stored with the key.")] = "",
     hrp: HrpOption = None,
     network: NetworkOption = None,
@@ -83,7 +85,7 @@ def new(
 @app.command("show")
 @reports_errors
 def show(
-    file: Annotated[Path, typer.Argument(help="A key file.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A key file.")],
     hrp: HrpOption = None,
     network: NetworkOption = None,
     as_json: JsonOption = False,

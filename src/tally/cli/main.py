@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tally.cli import keys, node, payments, queries, transactions
+from tally.cli import bench, keys, node, payments, queries, transactions
 from tally.cli.context import JsonOption
 from tally.cli.network import (
+    DEFAULT_ASSETS,
     DEFAULT_CHAIN_ID,
     DEFAULT_PORT,
     NETWORK_FILE,
@@ -45,7 +46,7 @@ def init(
         list[str] | None,
         typer.Option(
             "--asset",
-            help="Register this asset with its own issuer key (repeatable) [default: CNY and USD].",
+            help="Register this asset with its own issuer key; repeatable (default: CNY and USD).",
             show_default=False,
         ),
     ] = None,
@@ -58,7 +59,7 @@ def init(
     as_json: JsonOption = False,
 ) -> None:
     """Create a single-node development network: keys, genesis and the node's configuration."""
-    codes = tuple(asset.upper() for asset in assets) if assets else ("CNY", "USD")
+    codes = tuple(asset.upper() for asset in assets) if assets else DEFAULT_ASSETS
     network = create_network(directory, chain_id=chain_id, port=port, assets=codes, force=force)
     view = {
         "directory": str(network.root),
@@ -97,6 +98,7 @@ app.command("transfer")(payments.transfer)
 app.command("balance")(queries.balance)
 app.command("supply")(queries.supply)
 app.command("status")(queries.status)
+app.command("bench")(bench.bench)
 app.add_typer(queries.block_app)
 app.add_typer(transactions.app)
 app.add_typer(keys.app)

@@ -175,14 +175,14 @@ def _render_network(chain_id: str, hrp: str, port: int, assets: tuple[str, ...])
     return "\n".join(lines)
 
 
-def _made_by_init(root: Path, assets: tuple[str, ...]) -> list[Path]:
+def _made_by_init(root: Path) -> list[Path]:
     keys = root / "keys"
     return [
         root / NETWORK_FILE,
         root / "genesis.bin",
         keys / "admin.key",
         keys / f"{NODE_NAME}.key",
-        *(keys / f"issuer-{asset}.key" for asset in assets),
+        *keys.glob("issuer-*.key"),
         root / NODE_NAME,
     ]
 
@@ -232,7 +232,7 @@ def create_network(
                 f"{root} is not empty; choose another directory, or pass --force to replace "
                 "the network there (its keys and the node's data are lost)"
             )
-        for path in _made_by_init(root, assets):
+        for path in _made_by_init(root):
             if path.is_dir():
                 shutil.rmtree(path)
             else:

@@ -54,6 +54,7 @@ _USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     InvalidKeyError,
     Rejection,
+    OSError,  # a file that cannot be read or written: the message names it
 )
 
 

@@ -29,9 +29,10 @@ from tally.cli.transactions import WaitOption, report_result
 from tally.client.builders import TransferOutput, make_issue, make_transfer
 from tally.client.node_client import NodeClient
 from tally.client.wire import coins_from_json
+from tally.model.coin import Coin
 from tally.model.encoding import encode, tx_id
 from tally.model.lock import KeyLock
-from tally.model.types import PublicKey
+from tally.model.types import CoinId, PublicKey
 
 __all__ = ["issue", "transfer"]
 
@@ -41,11 +42,14 @@ DEFAULT_VALID_FOR = 100
 AmountArgument = Annotated[
     str,
     typer.Argument(
+        metavar="AMOUNT",
         help="Minor units (1250), or major units with up to 2 decimals (12.50).",
         show_default=False,
     ),
 ]
-AssetArgument = Annotated[str, typer.Argument(help="The asset's code, such as CNY.")]
+AssetArgument = Annotated[
+    str, typer.Argument(metavar="ASSET", help="The asset's code, such as CNY.")
+]
 ToOption = Annotated[
     str,
     typer.Option(
@@ -81,15 +85,15 @@ def issue(
         str | None,
         typer.Option(
             "--reserve-ref",
-            help="Hash of the reserve's freeze certificate, 64 hex digits [default: zeros, "
-            "as dev networks have no reserve service].",
+            help="Hash of the reserve's freeze certificate, 64 hex digits (default: zeros, "
+            "as dev networks have no reserve service).",
             show_default=False,
         ),
     ] = None,
     key: KeyOption = None,
     nonce: Annotated[
         int | None,
-        typer.Option(help="Makes the issuance unique [default: random].", show_default=False),
+        typer.Option(help="Makes the issuance unique (default: random).", show_default=False),
     ] = None,
     valid_for: ValidForOption = DEFAULT_VALID_FOR,
     wait: WaitOption = True,
@@ -176,7 +180,7 @@ def transfer(
         typer.Option(
             "--valid-until",
             min=1,
-            help="Last block height for the transaction [default: current + --valid-for].",
+            help="Last block height for the transaction (default: current + --valid-for).",
             show_default=False,
         ),
     ] = None,
@@ -205,18 +209,7 @@ def transfer(
             if coins_file is not None
             else _require(client).address_coins(address, limit=10_000)
         )
-        coins = [
-            (cid, coin)
-            for cid, coin in coins_from_json(listing)
-            if coin.asset == asset and coin.lock == own_lock
-        ]
-        held = sum(coin.amount for _, coin in coins)
-        if held < minor:
-            raise CliError(
-                f"{address} holds {format_amount(held)} {asset} in {len(coins)} coin(s), "
-                f"less than {format_amount(minor)}"
-            )
-        chosen = select_coins(coins, minor, net.params().max_inputs)
+        chosen = _pick_coins(listing, own_lock, address, asset, minor, net.params().max_inputs)
         change = sum(coin.amount for _, coin in chosen) - minor
         outputs: list[TransferOutput] = [(recipient, asset, minor)]
         if change:
@@ -250,7 +243,29 @@ def transfer(
     report_result(result, as_json, "transfer")
 
 
+def _pick_coins(
+    listing: dict[str, Any],
+    own_lock: KeyLock,
+    address: str,
+    asset: str,
+    amount: int,
+    max_inputs: int,
+) -> list[tuple[CoinId, Coin]]:
+    coins = [
+        (cid, coin)
+        for cid, coin in coins_from_json(listing)
+        if coin.asset == asset and coin.lock == own_lock
+    ]
+    held = sum(coin.amount for _, coin in coins)
+    if held < amount:
+        raise CliError(
+            f"{address} holds {format_amount(held)} {asset} in {len(coins)} coin(s), "
+            f"less than {format_amount(amount)}"
+        )
+    return select_coins(coins, amount, max_inputs)
+
+
 def _require(client: NodeClient | None) -> NodeClient:
-    if client is None:  # only reached when offline signing lacks an input it needs
+    if client is None:  # unreachable: offline signing neither lists coins nor submits
         raise CliError("this needs the node; drop --coins or --valid-until")
     return client

@@ -129,7 +129,7 @@ def status(
 @reports_errors
 def block_show(
     height: Annotated[
-        str, typer.Argument(metavar="[HEIGHT|latest]", help="A block height, or latest.")
+        str, typer.Argument(metavar="HEIGHT|latest", help="A block height, or latest.")
     ] = "latest",
     network: NetworkOption = None,
     api: ApiOption = None,

@@ -75,7 +75,9 @@ def read_tx_file(path: Path) -> bytes:
 @app.command("submit")
 @reports_errors
 def submit(
-    file: Annotated[Path, typer.Argument(help="A signed transaction (from --sign-only).")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A signed transaction (from --sign-only).")
+    ],
     wait: WaitOption = True,
     network: NetworkOption = None,
     api: ApiOption = None,
@@ -125,7 +127,9 @@ def _print_tx(view: dict[str, Any]) -> None:
 @app.command("show")
 @reports_errors
 def show(
-    txid: Annotated[str, typer.Argument(help="The transaction id (64 hex digits).")],
+    txid: Annotated[
+        str, typer.Argument(metavar="TXID", help="The transaction id (64 hex digits).")
+    ],
     network: NetworkOption = None,
     api: ApiOption = None,
     as_json: JsonOption = False,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -322,11 +322,14 @@ class NodeClient:
             _read(response)
         return response.text
 
-    def events(self, read_timeout: float | None = _EVENT_READ_TIMEOUT) -> Iterator[JsonDict]:
+    def events(
+        self, read_timeout: float | None = _EVENT_READ_TIMEOUT
+    ) -> Generator[JsonDict, None, None]:
         """Follow the node's event stream until the caller stops iterating.
 
         The first event is `{"type": "hello", "height": h}`; then one
         `{"type": "block", "height", "tx_count", "receipts", …}` per committed block.
+        Close the generator (or use `contextlib.closing`) to end the stream.
 
         Args:
             read_timeout: Seconds of silence after which the stream counts as dead
@@ -471,7 +474,7 @@ class AsyncNodeClient:
 
     async def events(
         self, read_timeout: float | None = _EVENT_READ_TIMEOUT
-    ) -> AsyncIterator[JsonDict]:
+    ) -> AsyncGenerator[JsonDict, None]:
         """Follow the node's event stream; see `NodeClient.events`.
 
         Yields:

@@ -7,11 +7,11 @@ behind `Orderer`, so the node does not know which one it runs.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tally.model.block import Block, CommitCertificate
 
-__all__ = ["Proposal", "Application", "Orderer"]
+__all__ = ["Proposal", "ProposalT", "Application", "Orderer"]
 
 
 class Proposal(Protocol):
@@ -22,8 +22,11 @@ class Proposal(Protocol):
         """The proposed block, header included."""
 
 
-class Application(Protocol):
-    """What an orderer needs from the node."""
+ProposalT = TypeVar("ProposalT", bound=Proposal)
+
+
+class Application(Protocol[ProposalT]):
+    """What an orderer needs from the node; `ProposalT` is the node's own proposal type."""
 
     @property
     def chain_id(self) -> str:
@@ -35,10 +38,10 @@ class Application(Protocol):
     def pending_count(self) -> int:
         """How many transactions wait in the mempool."""
 
-    def propose(self, max_txs: int, time_ms: int) -> Proposal | None:
+    def propose(self, max_txs: int, time_ms: int) -> ProposalT | None:
         """Take up to `max_txs` pending transactions and execute them as the next block."""
 
-    def commit(self, proposal: Proposal, certificate: CommitCertificate) -> None:
+    def commit(self, proposal: ProposalT, certificate: CommitCertificate) -> None:
         """Write the block durably, then acknowledge its transactions."""
 
 

@@ -11,25 +11,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic
 
+from tally.consensus.orderer import Application, ProposalT
 from tally.crypto.schnorr import PrivateKey
 from tally.model.block import CommitCertificate
 from tally.model.encoding import block_hash
 from tally.model.tx import Signature
+from tally.model.types import BlockHash, Height, SignatureBytes
 from tally.rules.certificate import commit_message
-from tally.consensus.orderer import Application
 
 __all__ = ["SoloOrderer"]
 
 log = logging.getLogger(__name__)
 
 
-class SoloOrderer:
+class SoloOrderer(Generic[ProposalT]):
     """Orders alone; certificates carry one signature by member `signer`."""
 
     def __init__(
         self,
-        app: Application,
+        app: Application[ProposalT],
         key: PrivateKey,
         signer: int,
         max_txs: Callable[[], int],
@@ -57,11 +59,11 @@ class SoloOrderer:
 
     def certify(self, proposal_hash: bytes, height: int) -> CommitCertificate:
         """Sign the commit certificate of the block with hash `proposal_hash`."""
-        msg = commit_message(self._app.chain_id, height, proposal_hash, 0)  # type: ignore[arg-type]
-        signature = Signature(signer=self._signer, sig=self._key.sign(msg))  # type: ignore[arg-type]
+        msg = commit_message(self._app.chain_id, Height(height), BlockHash(proposal_hash), 0)
+        signature = Signature(signer=self._signer, sig=SignatureBytes(self._key.sign(msg)))
         return CommitCertificate(
-            height=height,  # type: ignore[arg-type]
-            block_hash=proposal_hash,  # type: ignore[arg-type]
+            height=Height(height),
+            block_hash=BlockHash(proposal_hash),
             view=0,
             signatures=(signature,),
         )

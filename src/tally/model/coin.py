@@ -22,7 +22,7 @@ __all__ = ["Coin", "coin_id", "AmountOutOfRangeError", "InvalidAssetCodeError"]
 
 
 class AmountOutOfRangeError(Rejection):
-    """An amount is not an integer in 1 … 2^63−1."""
+    """An amount is not an integer in 1 … 2^63-1."""
 
     code = "amount.out_of_range"
 
@@ -36,14 +36,14 @@ class InvalidAssetCodeError(Rejection):
 class Coin(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """An amount of one asset under one lock; created once, spent once.
 
-    A coin with an amount outside 1 … 2^63−1 or a malformed asset code cannot be built,
+    A coin with an amount outside 1 … 2^63-1 or a malformed asset code cannot be built,
     neither in code nor by decoding.
     """
 
     asset: AssetCode
     """The asset's code, such as `CNY`."""
     amount: Amount
-    """Integer count of minor units, 1 … 2^63−1."""
+    """Integer count of minor units, 1 … 2^63-1."""
     lock: Lock
     """Who may spend the coin."""
 

@@ -77,7 +77,7 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=2
     """Spends input coins and creates outputs of equal value per asset (pay, split, merge)."""
 
     inputs: tuple[_Id, ...]
-    """Coins consumed, each at most once; every one must be unspent. Witness i authorises input i."""
+    """Coins consumed, each at most once, each unspent; witness i authorises input i."""
     outputs: tuple[Coin, ...]
     """Coins created; ids derive from this transaction's id and the index."""
     valid_until: Height

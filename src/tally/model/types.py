@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 Amount = NewType("Amount", int)
-"""A count of an asset's minor units, 1 … 2^63−1. Never a float."""
+"""A count of an asset's minor units, 1 … 2^63-1. Never a float."""
 AssetCode = NewType("AssetCode", str)
 """An asset's code: an upper-case letter, then 1 to 11 upper-case letters or digits (`CNY`)."""
 Hash32 = NewType("Hash32", bytes)
@@ -52,7 +52,7 @@ ASSET_CODE_PATTERN: Final = re.compile(r"[A-Z][A-Z0-9]{1,11}")
 
 
 def is_valid_amount(value: object) -> bool:
-    """Whether `value` is an int (not a bool) in 1 … 2^63−1."""
+    """Whether `value` is an int (not a bool) in 1 … 2^63-1."""
     return type(value) is int and MIN_AMOUNT <= value <= MAX_AMOUNT
 
 

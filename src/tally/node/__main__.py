@@ -1,4 +1,4 @@
-"""`python -m tally.node NODE_DIR`: run one node from its `node.toml` (what `tally node start` runs)."""
+"""`python -m tally.node NODE_DIR`: run one node from its `node.toml`, as `tally node start`."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from tally.model.types import CoinId, Height, TxId
 from tally.node.core import Node, TxResult
 from tally.node.errors import BadRequestError, NotFoundError, UnsupportedMediaError
 from tally.node.metrics import NodeMetrics
-from tally.node.requests import parse_batch, parse_hex_id, parse_height, parse_tx_json
+from tally.node.requests import parse_batch, parse_height, parse_hex_id, parse_tx_json
 from tally.node.views import block_json, coin_json, receipt_json, tx_json
 
 __all__ = ["create_app"]
@@ -75,8 +75,10 @@ def create_app(node: Node, *, verify_threads: int = 0) -> FastAPI:
 
     @app.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error serving %s %s", request.method, request.url.path)
-        return JSONResponse(status_code=500, content={"code": "internal", "message": "internal error"})
+        log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500, content={"code": "internal", "message": "internal error"}
+        )
 
     async def read_tx_body(request: Request) -> bytes:
         content_type = request.headers.get("content-type", "").split(";")[0].strip()
@@ -213,9 +215,7 @@ def create_app(node: Node, *, verify_threads: int = 0) -> FastAPI:
     return app
 
 
-def _admit_many(
-    node: Node, raws: list[bytes]
-) -> list[tuple[TxId, Future[TxResult]] | Rejection]:
+def _admit_many(node: Node, raws: list[bytes]) -> list[tuple[TxId, Future[TxResult]] | Rejection]:
     outcomes: list[tuple[TxId, Future[TxResult]] | Rejection] = []
     for raw in raws:
         try:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tally.crypto.commitment import StateCommitment
 from tally.crypto.schnorr import PrivateKey
-from tally.model.block import Block, CommitCertificate, Receipt
+from tally.model.block import Block, CommitCertificate
 from tally.model.coin import Coin
 from tally.model.encoding import decode_tx, encode, tx_id
 from tally.model.genesis import Genesis
@@ -301,4 +301,3 @@ def _block_event(proposal: BlockProposal) -> dict[str, Any]:
             for txid, receipt in zip(proposal.txids, proposal.outcome.receipts, strict=True)
         ],
     }
-

@@ -101,7 +101,7 @@ class Mempool:
     def take(self, max_txs: int) -> list[Pending]:
         """The oldest `max_txs` pending transactions; they stay claimed until `remove`."""
         with self._lock:
-            batch = []
+            batch: list[Pending] = []
             for entry in self._pending.values():
                 if len(batch) >= max_txs:
                     break

@@ -31,9 +31,7 @@ class NodeMetrics:
         )
         self.blocks = Counter("tally_blocks", "Blocks committed", registry=self.registry)
         self.height = Gauge("tally_height", "Height of the last block", registry=self.registry)
-        self.mempool = Gauge(
-            "tally_mempool_size", "Transactions waiting", registry=self.registry
-        )
+        self.mempool = Gauge("tally_mempool_size", "Transactions waiting", registry=self.registry)
         self.mempool.set_function(lambda: len(node.mempool))
         self.commit_seconds = Histogram(
             "tally_block_commit_seconds",

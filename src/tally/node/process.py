@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -20,6 +23,26 @@ from tally.store.lmdb_store import LmdbStore
 __all__ = ["open_node", "run_node", "read_genesis"]
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising SIGINT/SIGTERM after its shutdown.
+
+    uvicorn restores the previous handlers and raises the captured signal again once it has
+    stopped serving, which kills the process before the orderer is stopped and the store is
+    closed. Here a signal only asks the server to exit; `run_node` then cleans up and returns.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def read_genesis(path: Path) -> Genesis:
@@ -56,7 +79,7 @@ def run_node(config_path: Path, log_level: str = "info") -> int:
     if signer is None:
         raise ConfigError(f"node key of {config.name} is not a consensus member in genesis")
     app = create_app(node, verify_threads=config.verify_threads)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=config.api_host,
@@ -82,7 +105,11 @@ def run_node(config_path: Path, log_level: str = "info") -> int:
     height, _ = node.store.tip()
     log.info(
         "node %s on chain %s at height %d, API on http://%s:%d",
-        config.name, node.chain_id, height, config.api_host, config.api_port,
+        config.name,
+        node.chain_id,
+        height,
+        config.api_host,
+        config.api_port,
     )
     orderer.start()
     try:

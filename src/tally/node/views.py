@@ -13,7 +13,16 @@ from tally.model.block import Block, CommitCertificate, Header, Receipt
 from tally.model.coin import Coin, coin_id
 from tally.model.encoding import block_hash, tx_id
 from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock
-from tally.model.tx import AddMember, Govern, Issue, Redeem, RegisterAsset, RevokeMember, SignedTx, Transfer
+from tally.model.tx import (
+    AddMember,
+    Govern,
+    Issue,
+    Redeem,
+    RegisterAsset,
+    RevokeMember,
+    SignedTx,
+    Transfer,
+)
 from tally.model.types import CoinId, TxId
 
 __all__ = [
@@ -93,7 +102,10 @@ def _action_json(body: Govern) -> dict[str, Any]:
         return {"kind": "add_member", "name": action.name, "key": action.key.hex()}
     if isinstance(action, RevokeMember):
         return {"kind": "revoke_member", "key": action.key.hex()}
-    return {"kind": "set_params", "params": {f: getattr(action.params, f) for f in action.params.__struct_fields__}}
+    return {
+        "kind": "set_params",
+        "params": {f: getattr(action.params, f) for f in action.params.__struct_fields__},
+    }
 
 
 def header_json(header: Header) -> dict[str, Any]:
@@ -116,15 +128,11 @@ def certificate_json(certificate: CommitCertificate) -> dict[str, Any]:
         "height": certificate.height,
         "block_hash": certificate.block_hash.hex(),
         "view": certificate.view,
-        "signatures": [
-            {"signer": s.signer, "sig": s.sig.hex()} for s in certificate.signatures
-        ],
+        "signatures": [{"signer": s.signer, "sig": s.sig.hex()} for s in certificate.signatures],
     }
 
 
-def block_json(
-    block: Block, certificate: CommitCertificate | None, hrp: str
-) -> dict[str, Any]:
+def block_json(block: Block, certificate: CommitCertificate | None, hrp: str) -> dict[str, Any]:
     """A block with its transactions, receipts and certificate."""
     return {
         "header": header_json(block.header),

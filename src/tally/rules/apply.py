@@ -169,8 +169,13 @@ def _check_assets_known(state: _Overlay, outputs: Sequence[Coin]) -> None:
 
 
 def _apply_transfer(
-    state: _Overlay, tx: SignedTx, body: Transfer, txid: TxId, msg: Hash32,
-    ctx: BlockContext, verify: Verifier,
+    state: _Overlay,
+    tx: SignedTx,
+    body: Transfer,
+    txid: TxId,
+    msg: Hash32,
+    ctx: BlockContext,
+    verify: Verifier,
 ) -> None:
     coins = _load_inputs(state, body.inputs)
     for coin, witness in zip(coins, tx.witnesses, strict=True):
@@ -225,8 +230,13 @@ def _apply_issue(
 
 
 def _apply_redeem(
-    state: _Overlay, tx: SignedTx, body: Redeem, txid: TxId, msg: Hash32,
-    ctx: BlockContext, verify: Verifier,
+    state: _Overlay,
+    tx: SignedTx,
+    body: Redeem,
+    txid: TxId,
+    msg: Hash32,
+    ctx: BlockContext,
+    verify: Verifier,
 ) -> None:
     coins = _load_inputs(state, body.inputs)
     for index, coin in enumerate(coins):
@@ -309,9 +319,9 @@ def _check_params(action: SetParams) -> None:
         1024 <= p.max_tx_bytes <= p.max_block_bytes
         and 1 <= p.max_inputs <= 1024
         and 1 <= p.max_outputs <= 1024
-        and 1 <= p.max_block_txs
-        and 1 <= p.max_window
-        and 1 <= p.block_interval_ms
+        and p.max_block_txs >= 1
+        and p.max_window >= 1
+        and p.block_interval_ms >= 1
     ):
         raise InvalidParamsError("new parameters are out of range", params=repr(p))
 

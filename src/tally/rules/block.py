@@ -29,9 +29,7 @@ class BlockMismatchError(Rejection):
 
 def tx_root(txids: Sequence[TxId], receipts: Sequence[Receipt]) -> Hash32:
     """Merkle root over each transaction id followed by its encoded receipt."""
-    return Hash32(
-        merkle_root([txid + encode(r) for txid, r in zip(txids, receipts, strict=True)])
-    )
+    return Hash32(merkle_root([txid + encode(r) for txid, r in zip(txids, receipts, strict=True)]))
 
 
 def build_header(
@@ -91,4 +89,3 @@ def execute_block(
             found_state_root=header.state_root.hex(),
         )
     return outcome
-

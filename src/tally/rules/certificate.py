@@ -44,9 +44,7 @@ def check_certificate(
     """
     digest = block_hash(header)
     if certificate.height != header.height or certificate.block_hash != digest:
-        raise CertificateError(
-            "the certificate is for another block", height=certificate.height
-        )
+        raise CertificateError("the certificate is for another block", height=certificate.height)
     needed = quorum_size(len(members))
     msg = commit_message(header.chain_id, header.height, digest, certificate.view)
     last = -1

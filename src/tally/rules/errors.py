@@ -80,7 +80,7 @@ class DuplicateInputError(Rejection):
 
 
 class SumOverflowError(Rejection):
-    """The outputs of one asset add up to more than 2^63−1."""
+    """The outputs of one asset add up to more than 2^63-1."""
 
     code = "amount.sum_overflow"
 
@@ -155,7 +155,7 @@ class UnauthorizedIssuerError(Rejection):
 
 
 class SupplyOverflowError(Rejection):
-    """An issuance would lift the asset's issued total over 2^63−1."""
+    """An issuance would lift the asset's issued total over 2^63-1."""
 
     code = "supply.overflow"
 

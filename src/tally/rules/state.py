@@ -34,7 +34,7 @@ __all__ = [
 
 
 class Supply(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """Totals of one asset since genesis; outstanding = issued − redeemed."""
+    """Totals of one asset since genesis; outstanding = issued - redeemed."""
 
     issued: int
     """Sum of all issuances."""
@@ -145,4 +145,3 @@ def governance_from_genesis(genesis: Genesis) -> Governance:
         members=genesis.members,
         params=genesis.params,
     )
-

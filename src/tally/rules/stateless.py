@@ -13,8 +13,8 @@ from tally.model.tx import Govern, Issue, RegisterAsset, SignedTx, Transfer, TxB
 from tally.model.types import MAX_AMOUNT, CoinId, Height, is_valid_asset_code
 from tally.rules.errors import (
     DuplicateInputError,
-    IssueAssetMismatchError,
     InvalidLockError,
+    IssueAssetMismatchError,
     NoInputsError,
     NoOutputsError,
     SumOverflowError,
@@ -42,7 +42,7 @@ def check_tx(tx: SignedTx, params: Params) -> None:
         DuplicateInputError: a coin appears twice among the inputs.
         InvalidAssetCodeError: an asset code named by the body is malformed.
         IssueAssetMismatchError: an issuance creates coins of another asset.
-        SumOverflowError: outputs of one asset add up to more than 2^63−1.
+        SumOverflowError: outputs of one asset add up to more than 2^63-1.
         InvalidLockError: a multisig lock with a bad threshold or too many keys.
         WitnessOrderError: signer indices not strictly increasing.
     """
