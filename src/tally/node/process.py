@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from tally.consensus.solo import SoloOrderer
 from tally.model.encoding import decode
@@ -68,8 +69,19 @@ def open_node(config: NodeConfig) -> Node:
     return Node.create(store, genesis, key, config.name, mempool_max=config.mempool_max)
 
 
-def run_node(config_path: Path, log_level: str = "info") -> int:
-    """Run a node until SIGINT or SIGTERM; returns the process exit code."""
+def run_node(
+    config_path: Path,
+    log_level: str = "info",
+    configure: Callable[[FastAPI, Node], None] | None = None,
+) -> int:
+    """Run a node until SIGINT or SIGTERM; returns the process exit code.
+
+    Args:
+        config_path: the node's `node.toml` or its directory.
+        log_level: debug, info, warning or error.
+        configure: called with the API application before it serves, so that higher
+            layers (the explorer) can add their routes without the node importing them.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -79,6 +91,8 @@ def run_node(config_path: Path, log_level: str = "info") -> int:
     if signer is None:
         raise ConfigError(f"node key of {config.name} is not a consensus member in genesis")
     app = create_app(node, verify_threads=config.verify_threads)
+    if configure is not None:
+        configure(app, node)
     server = _Server(
         uvicorn.Config(
             app,
