@@ -31,9 +31,9 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-## test-slow: the long runs: an hour of fuzzing, 50 crash-restarts
+## test-slow: the long runs: an hour of fuzzing per decoder, 50 crash-restarts, 500 property runs
 test-slow: $(STAMP)
-	TALLY_FUZZ_SECONDS=3600 TALLY_CRASHES=50 $(BIN)/python -m pytest -q tests/fuzz tests/node/test_crash.py
+	TALLY_FUZZ_SECONDS=3600 TALLY_CRASHES=50 TALLY_SLOW=1 $(BIN)/python -m pytest -q tests/fuzz tests/node/test_crash.py tests/rules/test_properties.py
 
 ## bench: throughput and latency figures (see `tally bench --help`)
 bench: $(STAMP)

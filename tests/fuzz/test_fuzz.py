@@ -106,6 +106,7 @@ def _fuzz(target: str, seconds: int, tmp_path: Path) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 300)
 @pytest.mark.parametrize("target", ["tx", "block", "genesis", "json_body", "batch", "path"])
 def test_decoder_raises_only_rejections_under_fuzzing(target: str, tmp_path: Path) -> None:
     result = _fuzz(target, SECONDS, tmp_path)

@@ -92,4 +92,4 @@ def test_coin_ids_differ_by_index(txid, first, second):
 def test_coin_is_frozen():
     coin = Coin(asset="CNY", amount=1, lock=LOCK)
     with pytest.raises(AttributeError):
-        coin.amount = 2  # type: ignore[misc]
+        coin.amount = 2  # type: ignore[misc, assignment]

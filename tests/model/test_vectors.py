@@ -104,13 +104,13 @@ def _sized(data: bytes, short: int, middle: int, long: int) -> bytes:
 
 
 def vector_ids(vector) -> str:
-    return vector["name"]
+    return str(vector["name"])
 
 
 @pytest.mark.parametrize("vector", DOCUMENT["vectors"], ids=vector_ids)
 def test_vector_decodes_and_reencodes_to_the_same_bytes(vector):
     data = bytes.fromhex(vector["encoding"])
-    obj = decode(data, TYPES[vector["type"]])
+    obj: Any = decode(data, TYPES[vector["type"]])
     assert type(obj).__name__ == vector["type"]
     assert encode(obj) == data
 
@@ -122,10 +122,10 @@ def test_vector_value_packs_to_its_encoding_by_the_reference_encoder(vector):
 
 @pytest.mark.parametrize("vector", DOCUMENT["vectors"], ids=vector_ids)
 def test_vector_ids_match(vector):
-    obj = decode(bytes.fromhex(vector["encoding"]), TYPES[vector["type"]])
+    obj: Any = decode(bytes.fromhex(vector["encoding"]), TYPES[vector["type"]])
     ids = vector["ids"]
     chain_id, hrp = DOCUMENT["chain_id"], DOCUMENT["hrp"]
-    body = obj.body if isinstance(obj, SignedTx) else obj
+    body: Any = obj.body if isinstance(obj, SignedTx) else obj
     if "tx_id" in ids:
         txid = tx_id(body)
         assert txid.hex() == ids["tx_id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any  # Any: the API's JSON answers
 
 from starlette.testclient import TestClient
 
@@ -21,7 +22,7 @@ from tests.rules.helpers import (
 )
 
 
-def _submit(api: TestClient, raw: bytes, wait: str = "commit") -> dict:
+def _submit(api: TestClient, raw: bytes, wait: str = "commit") -> Any:
     response = api.post(
         f"/v1/txs?wait={wait}", content=raw, headers={"content-type": "application/octet-stream"}
     )
@@ -103,7 +104,7 @@ def test_batch_submission_answers_each_transaction(api: TestClient) -> None:
 
 def test_events_stream_reports_committed_blocks(api: TestClient) -> None:
     issue = make_issue("CNY", [coin("CNY", 5, ALICE)], nonce=21)
-    seen: list[dict] = []
+    seen: list[Any] = []
 
     def submit_soon() -> None:
         _submit(api, encode(issue))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any  # Any: the API's JSON answers
 
 import pytest
 from starlette.testclient import TestClient
@@ -32,7 +33,7 @@ class Funded:
     issue_raw: bytes
 
 
-def _commit(api: TestClient, raw: bytes) -> dict:
+def _commit(api: TestClient, raw: bytes) -> Any:
     response = api.post("/v1/txs?wait=commit", content=raw, headers=OCTET)
     assert response.status_code == 200, response.text
     return response.json()

@@ -7,6 +7,7 @@ from tally.rules import (
     BlockContext,
     BlockMismatchError,
     BlockTooLargeError,
+    BlockTxTooLargeError,
     apply_block,
     build_header,
     execute_block,
@@ -115,7 +116,7 @@ def test_first_block_points_to_the_genesis_hash():
     ledger = busy_ledger()
     assert ledger.blocks[0].block.header.prev_hash == genesis_hash(ledger.genesis)
     for parent, child in zip(ledger.blocks, ledger.blocks[1:], strict=False):
-        assert child.block.header.prev_hash == block_hash(parent.block.header)
+        assert bytes(child.block.header.prev_hash) == bytes(block_hash(parent.block.header))
 
 
 def test_execute_block_reproduces_blocks_made_elsewhere():
@@ -195,3 +196,18 @@ def test_execute_block_takes_the_block_time_as_given_by_the_orderer():
     ledger = Ledger()
     outcome = execute_block(ledger.view, block, CHAIN_ID, 1, ledger.tip, verify)
     assert outcome.receipts == list(block.receipts)
+
+
+def test_execute_block_refuses_a_transaction_over_the_size_limit():
+    # A faulty orderer's block: `apply_block` takes objects, so only the receiver's
+    # `execute_block` sees that the encoded transaction is over the limit.
+    genesis = make_genesis(params=Params(max_tx_bytes=1024))
+    big = make_issue("CNY", [coin("CNY", 1, ALICE) for _ in range(40)])
+    committed = Ledger(genesis).commit(big)
+    small = Ledger(genesis)
+    assert len(encode(big)) > 1024
+    with pytest.raises(BlockTxTooLargeError) as info:
+        execute_block(small.view, committed.block, CHAIN_ID, 1, small.tip, verify)
+    assert info.value.code == "block.tx_too_large"
+    assert info.value.detail["index"] == 0
+    assert info.value.detail["limit"] == 1024

@@ -39,6 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+import tally.store as store
 from tally.crypto import StateCommitment, verify
 from tally.model import (
     Block,
@@ -53,6 +54,7 @@ from tally.model import (
     Signature,
     SignedTx,
     Transfer,
+    TxId,
     block_hash,
     coin_id,
     decode,
@@ -94,12 +96,6 @@ from .helpers import (
     payer,
     pub,
 )
-
-try:
-    import tally.store as store
-except ImportError:  # the store layer is not there yet: run the dict-view machine alone
-    store = None
-needs_store = pytest.mark.skipif(store is None, reason="tally.store does not import")
 
 USERS = (ALICE, BOB, CAROL, DAVE)
 ASSETS = ("CNY", "USD")
@@ -208,7 +204,7 @@ class LedgerStoreBackend:
     def height(self) -> int:
         return self.ledger.tip()[0]
 
-    def _commit(self, block: Block, txids: list, outcome: BlockOutcome) -> None:
+    def _commit(self, block: Block, txids: list[TxId], outcome: BlockOutcome) -> None:
         certificate = certify(block)
         check_certificate(certificate, block.header, self.ledger.governance().members, verify)
         self.ledger.commit_block(block, certificate, txids, outcome)
@@ -370,7 +366,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def pay(self, pick, to, value, to_multisig):
         cid, c = self.spendable()[pick % len(self.spendable())]
         value = value % c.amount + 1
-        lock = multi_lock(2, [to, ALICE, BOB]) if to_multisig else key_lock(to)
+        co_owners = [u for u in USERS if u != to][:2]  # a multisig lock names distinct keys
+        lock = multi_lock(2, [to, *co_owners]) if to_multisig else key_lock(to)
         outputs = [Coin(asset=c.asset, amount=value, lock=lock)]
         if value < c.amount:
             outputs.append(Coin(asset=c.asset, amount=c.amount - value, lock=c.lock))
@@ -581,43 +578,26 @@ class DeterminismMachine(LedgerMachine):
     )
 
 
-FAST = settings(
-    max_examples=40,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-SLOW = settings(
-    max_examples=500,
-    stateful_step_count=80,
+# `make test` runs the fast settings; `make test-slow` (TALLY_SLOW=1) runs 500 examples of
+# 80 steps per machine, about four minutes in all.
+SETTINGS = settings(
+    max_examples=500 if os.environ.get("TALLY_SLOW") == "1" else 40,
+    stateful_step_count=80 if os.environ.get("TALLY_SLOW") == "1" else 40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
 MACHINES = [
     pytest.param(LedgerMachine, id="memory-view"),
-    pytest.param(LedgerStoreMemoryMachine, id="ledger-store-memory", marks=needs_store),
-    pytest.param(LedgerStoreLmdbMachine, id="ledger-store-lmdb", marks=needs_store),
-    pytest.param(DeterminismMachine, id="determinism", marks=needs_store),
+    pytest.param(LedgerStoreMemoryMachine, id="ledger-store-memory"),
+    pytest.param(LedgerStoreLmdbMachine, id="ledger-store-lmdb"),
+    pytest.param(DeterminismMachine, id="determinism"),
 ]
 
 
 @pytest.mark.parametrize("machine", MACHINES)
 def test_ledger_keeps_its_invariants_under_random_blocks(machine):
-    run_state_machine_as_test(machine, settings=FAST)
-
-
-def slow_runs_requested(config: pytest.Config) -> bool:
-    """Whether `-m` selects slow tests or TALLY_SLOW=1: `make test` runs everything else."""
-    return "slow" in (config.option.markexpr or "") or os.environ.get("TALLY_SLOW") == "1"
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("machine", MACHINES)
-def test_ledger_keeps_its_invariants_under_many_random_blocks(machine, request):
-    if not slow_runs_requested(request.config):
-        pytest.skip("minutes long: run with `pytest -m slow` or TALLY_SLOW=1")
-    run_state_machine_as_test(machine, settings=SLOW)
+    run_state_machine_as_test(machine, settings=SETTINGS)
 
 
 def scripted_blocks() -> list[CommittedBlock]:
@@ -642,7 +622,6 @@ def scripted_blocks() -> list[CommittedBlock]:
     return ledger.blocks
 
 
-@needs_store
 def test_two_stores_fed_the_same_blocks_end_with_identical_receipts_and_commitments(tmp_path):
     blocks = scripted_blocks()
     codes = [b.codes for b in blocks]
@@ -665,7 +644,9 @@ def test_two_stores_fed_the_same_blocks_end_with_identical_receipts_and_commitme
         for committed in blocks:
             for txid, receipt in zip(committed.txids, committed.outcome.receipts, strict=True):
                 assert first.tx(txid) == second.tx(txid)
+                record = first.tx(txid)
+                assert record is not None
                 if receipt.accepted:
-                    assert first.tx(txid).receipt == receipt
+                    assert record.receipt == receipt
     finally:
         lmdb.close()

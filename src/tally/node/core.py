@@ -34,7 +34,6 @@ from tally.node.verifier import VerifyCache
 from tally.rules.apply import BlockOutcome, apply_block, validate_tx
 from tally.rules.block import build_header
 from tally.rules.state import BlockContext, Governance, Supply
-from tally.rules.stateless import check_tx, check_window
 from tally.store.ledger import LedgerStore
 
 __all__ = ["Node", "BlockProposal", "TxResult", "GenesisMismatchError"]
@@ -177,12 +176,10 @@ class Node:
         pending = self.mempool.get(txid)
         if pending is not None:
             return pending.future
-        governance = self.store.governance()
-        check_tx(tx, governance.params)
+        # The stateless checks, the window and the rules all run inside `validate_tx`, in
+        # the order the rules give, against the next height.
         height, _ = self.store.tip()
-        next_height = Height(height + 1)
-        check_window(tx.body, next_height, governance.params)
-        ctx = BlockContext(chain_id=self.chain_id, height=next_height, time_ms=0)
+        ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=0)
         validate_tx(self._admission_view, tx, ctx, self.verifier.verify, txid)
         return self.mempool.add(tx, txid).future
 

@@ -10,6 +10,7 @@ from tally.model.encoding import block_hash, encode, tx_id
 from tally.model.rejection import Rejection
 from tally.model.types import BlockHash, Hash32, Height, TxId
 from tally.rules.apply import BlockOutcome, apply_block
+from tally.rules.errors import BlockTxTooLargeError
 from tally.rules.locks import Verifier
 from tally.rules.state import BlockContext, StateView
 
@@ -62,6 +63,7 @@ def execute_block(
     """Re-execute a block received from elsewhere and check every header field against it.
 
     Raises:
+        BlockTxTooLargeError: a transaction is over the size limit.
         BlockMismatchError: wrong chain, height or parent; receipts, transaction root or
             state root differ from this node's execution.
     """
@@ -77,6 +79,18 @@ def execute_block(
             height=header.height,
             expected=expected_height,
         )
+    # Transactions reach this node inside a block, not through `decode_tx`, so their size
+    # limit is checked here: a faulty orderer must not get an oversized one accepted.
+    limit = view.governance().params.max_tx_bytes
+    for index, tx in enumerate(block.txs):
+        size = len(encode(tx))
+        if size > limit:
+            raise BlockTxTooLargeError(
+                f"transaction {index} of block {header.height} is {size} bytes, over {limit}",
+                index=index,
+                size=size,
+                limit=limit,
+            )
     ctx = BlockContext(chain_id=header.chain_id, height=header.height, time_ms=header.time_ms)
     outcome = apply_block(view, block.txs, ctx, verify, txids)
     ids = txids if txids is not None else [tx_id(tx.body) for tx in block.txs]

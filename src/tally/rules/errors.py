@@ -40,6 +40,7 @@ __all__ = [
     "LastMemberError",
     "InvalidParamsError",
     "BlockTooLargeError",
+    "BlockTxTooLargeError",
 ]
 
 
@@ -215,7 +216,11 @@ class EscrowOverCaptureError(Rejection):
 
 
 class EscrowRefundError(Rejection):
-    """A partial capture does not refund exactly the rest to the payer's key."""
+    """A capture's refund is wrong.
+
+    It is missing or not exactly the rest to the payer's key, present after a full capture,
+    or the payment is in another asset than the escrowed coin.
+    """
 
     code = "escrow.refund_missing"
 
@@ -249,6 +254,12 @@ class InvalidParamsError(Rejection):
     """New parameters are out of their sane ranges."""
 
     code = "govern.params_invalid"
+
+
+class BlockTxTooLargeError(Rejection):
+    """A received block holds a transaction over `params.max_tx_bytes`."""
+
+    code = "block.tx_too_large"
 
 
 class BlockTooLargeError(Rejection):

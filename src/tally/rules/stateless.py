@@ -37,13 +37,14 @@ def check_tx(tx: SignedTx, params: Params) -> None:
 
     Raises:
         WitnessCountError: the witness count does not fit the kind.
+        InvalidAssetCodeError: an asset code named by the body is malformed.
         NoInputsError, TooManyInputsError: input count out of 1 … `max_inputs`.
         NoOutputsError, TooManyOutputsError: output count out of range.
         DuplicateInputError: a coin appears twice among the inputs.
-        InvalidAssetCodeError: an asset code named by the body is malformed.
         IssueAssetMismatchError: an issuance creates coins of another asset.
         SumOverflowError: outputs of one asset add up to more than 2^63-1.
-        InvalidLockError: a multisig lock with a bad threshold or too many keys.
+        InvalidLockError: a multisig lock with a bad threshold, too many keys, or a key
+            named twice (which would let one key count as several).
         WitnessOrderError: signer indices not strictly increasing.
     """
     body = tx.body
@@ -56,14 +57,14 @@ def check_tx(tx: SignedTx, params: Params) -> None:
             expected=needed,
             found=len(tx.witnesses),
         )
-    if not isinstance(body, Issue | Govern):
-        _check_inputs(inputs, params)
-    if isinstance(body, Issue | Transfer):
-        _check_outputs(body, outputs, params)
     if isinstance(body, Govern) and isinstance(body.action, RegisterAsset):
         _check_asset_code(body.action.asset)
     elif not isinstance(body, Govern | Transfer):
         _check_asset_code(body.asset)
+    if not isinstance(body, Issue | Govern):
+        _check_inputs(inputs, params)
+    if isinstance(body, Issue | Transfer):
+        _check_outputs(body, outputs, params)
     for witness in tx.witnesses:
         last = -1
         for signature in witness.signatures:
@@ -121,14 +122,20 @@ def _check_outputs(body: Issue | Transfer, outputs: tuple[Coin, ...], params: Pa
             )
         sums[output.asset] = total
         lock = output.lock
-        if isinstance(lock, MultiLock) and not (
-            1 <= lock.threshold <= len(lock.keys) <= MAX_MULTISIG_KEYS
-        ):
-            raise InvalidLockError(
-                f"multisig lock needs 1 ≤ threshold ≤ keys ≤ {MAX_MULTISIG_KEYS}, "
-                f"got threshold {lock.threshold} of {len(lock.keys)} keys",
-                index=index,
-            )
+        if isinstance(lock, MultiLock):
+            _check_multi_lock(lock, index)
+
+
+def _check_multi_lock(lock: MultiLock, index: int) -> None:
+    if not 1 <= lock.threshold <= len(lock.keys) <= MAX_MULTISIG_KEYS:
+        raise InvalidLockError(
+            f"multisig lock needs 1 ≤ threshold ≤ keys ≤ {MAX_MULTISIG_KEYS}, "
+            f"got threshold {lock.threshold} of {len(lock.keys)} keys",
+            index=index,
+        )
+    if len(set(lock.keys)) != len(lock.keys):
+        # The threshold counts distinct keys: a repeated key would sign for several.
+        raise InvalidLockError("a multisig lock names the same key twice", index=index)
 
 
 def _check_asset_code(asset: str) -> None:
