@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: a local single-node network with the API on http://127.0.0.1:7545
+## run: a local single-node network: API and explorer on http://127.0.0.1:7545
 run: $(STAMP)
 	@test -f $(NETWORK)/genesis.bin || $(BIN)/tally init $(NETWORK)
+	@echo "API: http://127.0.0.1:7545/docs   explorer: http://127.0.0.1:7545/explorer/"
 	$(BIN)/tally node start $(NETWORK)
 
 ## lint: formatting, lint rules, types and import layers
@@ -29,6 +30,7 @@ lint: $(STAMP)
 
 ## test: lint, then the whole test suite (fuzzing 20 s per target, 5 crash-restarts)
 test: lint
+	sh scripts/install-browser.sh
 	$(BIN)/python -m pytest -q
 
 ## test-slow: the long runs: an hour of fuzzing per decoder, 50 crash-restarts, 500 property runs

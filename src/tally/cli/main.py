@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tally.cli import bench, keys, node, payments, queries, transactions
+from tally.cli import bench, explorer, keys, node, payments, queries, transactions
 from tally.cli.context import JsonOption
 from tally.cli.network import (
     DEFAULT_ASSETS,
@@ -99,6 +99,7 @@ app.command("balance")(queries.balance)
 app.command("supply")(queries.supply)
 app.command("status")(queries.status)
 app.command("bench")(bench.bench)
+app.command("explorer")(explorer.explorer)
 app.add_typer(queries.block_app)
 app.add_typer(transactions.app)
 app.add_typer(keys.app)

@@ -49,19 +49,20 @@ def start(
     ] = "info",
     network: NetworkOption = None,
 ) -> None:
-    """Run a node in the foreground until Ctrl-C or SIGTERM."""
+    """Run a node in the foreground until Ctrl-C or SIGTERM; its explorer is at /explorer/."""
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise CliError(f"--log-level is debug, info, warning or error, not {log_level!r}")
     config = node_config_path(directory if directory is not None else network_dir(network))
     # Imported here: the node process pulls in the store, uvicorn and the orderer, which
     # no other command needs.
+    from tally.explorer import mount_explorer
     from tally.node.config import ConfigError
     from tally.node.core import GenesisMismatchError
     from tally.node.keyfile import KeyFileError
     from tally.node.process import run_node
 
     try:
-        code = run_node(config, log_level.lower())
+        code = run_node(config, log_level.lower(), configure=mount_explorer)
     except (GenesisMismatchError, ConfigError, KeyFileError) as exc:
         raise CliError(str(exc)) from None
     raise typer.Exit(code)
