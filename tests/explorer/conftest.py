@@ -149,4 +149,3 @@ def web(explorer_app: FastAPI, chain: Chain) -> Iterator[TestClient]:
         index = explorer_app.state.explorer.index
         index.catch_up()
         yield client
-
