@@ -21,19 +21,73 @@ def test_verify_rate_counts_real_verifications() -> None:
         verify_rate(broken, threads=1)
 
 
+TOP_LEVEL_KEYS = {
+    "ceiling",
+    "pipeline",
+    "api_batch",
+    "api_single",
+    "p50_ms",
+    "p99_ms",
+    "ratio_pipeline",
+    "ratio_api",
+    "machine",
+    "state_growth",
+}
+
+
 def test_run_bench_reports_pipeline_over_ceiling() -> None:
-    figures = run_bench(quick=True, transfers=300, rounds=1)
+    figures = run_bench(quick=True, transfers=300, rounds=1, api=False)
+    assert set(figures) >= TOP_LEVEL_KEYS
     assert figures["ceiling"] > 0
     assert figures["pipeline"] > 0
     assert abs(figures["ratio_pipeline"] - figures["pipeline"] / figures["ceiling"]) < 0.001
+    assert figures["api_batch"] is None
+    assert figures["ratio_api"] is None
     assert figures["machine"]["cores"] >= 1
+
+
+def test_run_bench_measures_the_api_through_a_node_process() -> None:
+    figures = run_bench(quick=True, transfers=200, rounds=1)
+    assert figures["api_batch"] > 0
+    assert figures["api_single"] > 0
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert abs(figures["ratio_api"] - figures["api_batch"] / figures["ceiling"]) < 0.001
 
 
 def test_bench_command_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(
-        app, ["bench", "--quick", "--transfers", "200", "--rounds", "1", "--json-file", str(out)]
+        app,
+        [
+            "bench",
+            "--quick",
+            "--no-api",
+            "--transfers",
+            "200",
+            "--rounds",
+            "1",
+            "--json-file",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     figures = json.loads(out.read_text())
-    assert set(figures) >= {"ceiling", "pipeline", "ratio_pipeline", "machine"}
+    assert set(figures) >= TOP_LEVEL_KEYS
+
+
+def test_bench_explorer_times_every_page_over_a_filled_store() -> None:
+    result = CliRunner().invoke(app, ["bench", "--explorer", "--blocks", "50", "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["blocks"] == 50
+    assert {"dashboard", "tx", "address", "not_found"} <= set(figures["pages"])
+    assert figures["slowest_ms"] == max(p["median_ms"] for p in figures["pages"].values())
+
+
+def test_stage_costs_time_each_stage_of_a_real_pipeline() -> None:
+    from tally.bench.stages import stage_costs
+
+    costs = stage_costs(200)
+    assert set(costs) == {"decode_us", "admit_us", "execute_us", "commit_us"}
+    # Admission verifies a signature; decoding alone does not.
+    assert costs["admit_us"] > costs["decode_us"] > 0

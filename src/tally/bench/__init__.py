@@ -6,11 +6,19 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from tally.bench.api import run_api
 from tally.bench.ceiling import signed_samples, verify_rate
 from tally.bench.machine import machine_info
 from tally.bench.pipeline import PipelineResult, run_pipeline
 
-__all__ = ["run_bench", "PipelineResult", "machine_info", "verify_rate", "signed_samples"]
+__all__ = [
+    "run_bench",
+    "run_api",
+    "PipelineResult",
+    "machine_info",
+    "verify_rate",
+    "signed_samples",
+]
 
 
 def run_bench(
@@ -19,11 +27,13 @@ def run_bench(
     transfers: int | None = None,
     rounds: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    api: bool = True,
 ) -> dict[str, Any]:
-    """Measure the ceiling and the pipeline in one run; medians of several rounds.
+    """Measure the ceiling, the pipeline and the API in one run; medians of several rounds.
 
     The ceiling is measured before and after each pipeline round, so that a change in the
-    machine's load during the run shows in both figures.
+    machine's load during the run shows in both figures. Every ratio divides figures of
+    this same run. `api=False` leaves the API figures out (they are then None).
     """
     rounds = rounds or (3 if quick else 5)
     transfers = transfers or (5_000 if quick else 20_000)
@@ -33,16 +43,38 @@ def run_bench(
     for _ in range(rounds):
         runs.extend(run_pipeline(transfers, rounds=1, progress=progress))
         ceilings.append(verify_rate(samples))
+    api_figures: dict[str, Any] = {}
+    if api:
+        api_rounds = 1 if quick else 3
+        api_transfers = min(transfers, 2_000 if quick else 10_000)
+        api_figures = run_api(api_transfers, api_rounds, progress=progress)
+        ceilings.append(verify_rate(samples))
     ceiling = statistics.median(ceilings)
     pipeline = statistics.median(r.rate for r in runs)
+    api_batch = api_figures.get("api_batch")
     return {
         "ceiling": round(ceiling, 1),
         "pipeline": round(pipeline, 1),
+        "api_batch": _rounded(api_batch),
+        "api_single": _rounded(api_figures.get("api_single")),
+        "p50_ms": _rounded(api_figures.get("p50_ms")),
+        "p99_ms": _rounded(api_figures.get("p99_ms")),
         "ratio_pipeline": round(pipeline / ceiling, 3),
+        "ratio_api": None if api_batch is None else round(api_batch / ceiling, 3),
+        "state_growth": None,
         "rounds": rounds,
         "transfers_per_round": transfers,
         "ceiling_runs": [round(c, 1) for c in ceilings],
         "pipeline_runs": [round(r.rate, 1) for r in runs],
         "blocks_per_round": [r.blocks for r in runs],
+        "api_runs": {
+            key: [round(v, 1) for v in value]
+            for key, value in api_figures.items()
+            if isinstance(value, list)
+        },
         "machine": machine_info(),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -15,7 +15,14 @@ from tally.cli.output import CliError, console, emit_json, reports_errors
 
 __all__ = ["bench"]
 
-_STAGES = {"fund": "funding coins", "sign": "signing transfers", "measure": "measured rounds"}
+_STAGES = {
+    "fund": "funding coins",
+    "sign": "signing transfers",
+    "measure": "measured rounds",
+    "api": "API runs (node process)",
+    "fill": "committing blocks",
+    "pages": "timing pages",
+}
 
 
 @reports_errors
@@ -30,17 +37,40 @@ def bench(
         int | None, typer.Option("--rounds", help="Measured rounds; the median is reported.", min=1)
     ] = None,
     json_file: Annotated[
-        Path | None, typer.Option("--json-file", help="Also write the figures to this JSON file.")
+        Path | None,
+        typer.Option(
+            "--json-file",
+            help="Also write the figures to this JSON file (--json prints them to stdout).",
+        ),
     ] = None,
+    no_api: Annotated[
+        bool, typer.Option("--no-api", help="Leave out the API figures (no node process).")
+    ] = False,
+    explorer: Annotated[
+        bool,
+        typer.Option(
+            "--explorer",
+            help="Instead, time every explorer page over a store of --blocks blocks.",
+        ),
+    ] = False,
+    blocks: Annotated[
+        int, typer.Option("--blocks", help="Blocks in the store for --explorer.", min=10)
+    ] = 100_000,
     as_json: JsonOption = False,
 ) -> None:
     """Measure committed transfers per second next to the Schnorr-verification ceiling.
 
     `ceiling` is how many BIP-340 signatures all cores verify per second, measured in the
     same run; `pipeline` is how many 1-input-2-output transfers per second the node commits
-    in-process with durable LMDB commits. Each figure is the median of several rounds.
+    in-process with durable LMDB commits; `api_batch` and `api_single` the same through a
+    node process's HTTP API, with p50/p99 latency at half the `api_batch` rate. Each figure
+    is the median of several rounds.
+
+    With `--explorer`, it fills a store with `--blocks` blocks instead and reports the
+    median render time of every explorer page (the budget is 300 ms a page).
     """
     from tally.bench import run_bench  # the benchmarks pull in the whole node
+    from tally.explorer.bench import bench_explorer
 
     with Progress(
         TextColumn("{task.description}"),
@@ -59,13 +89,25 @@ def bench(
             progress.update(tasks[stage], completed=done, total=total)
 
         try:
-            figures = run_bench(quick=quick, transfers=transfers, rounds=rounds, progress=report)
+            if explorer:
+                figures = bench_explorer(blocks, progress=report)
+            else:
+                figures = run_bench(
+                    quick=quick,
+                    transfers=transfers,
+                    rounds=rounds,
+                    progress=report,
+                    api=not no_api,
+                )
         except OSError as exc:
             raise CliError(f"the benchmark could not use its temporary directory: {exc}") from None
     if json_file is not None:
         json_file.write_text(json.dumps(figures, indent=2) + "\n")
     if as_json:
         emit_json(figures)
+        return
+    if explorer:
+        _print_explorer(figures)
         return
     table = Table(title="tally bench", show_header=True)
     table.add_column("figure")
@@ -74,9 +116,34 @@ def bench(
     table.add_row("ceiling", f"{figures['ceiling']:,.0f}/s", "Schnorr verifications, all cores")
     table.add_row("pipeline", f"{figures['pipeline']:,.0f}/s", "committed transfers, in-process")
     table.add_row("ratio_pipeline", f"{figures['ratio_pipeline']:.3f}", "pipeline / ceiling")
+    if figures["api_batch"] is not None:
+        table.add_row(
+            "api_batch", f"{figures['api_batch']:,.0f}/s", "committed, POST /v1/txs/batch"
+        )
+        table.add_row(
+            "api_single", f"{figures['api_single']:,.0f}/s", "committed, 64 clients, POST /v1/txs"
+        )
+        table.add_row("p50_ms", f"{figures['p50_ms']:,.1f}", "submit to commit, half api_batch")
+        table.add_row("p99_ms", f"{figures['p99_ms']:,.1f}", "submit to commit, half api_batch")
+        table.add_row("ratio_api", f"{figures['ratio_api']:.3f}", "api_batch / ceiling")
     machine = figures["machine"]
     table.caption = (
         f"median of {figures['rounds']} rounds of {figures['transfers_per_round']:,} transfers; "
         f"{machine['cores']} cores, {machine['cpu_model']}, Python {machine['python']}"
+    )
+    console.print(table)
+
+
+def _print_explorer(figures: dict[str, Any]) -> None:  # Any: the benchmark's JSON document
+    table = Table(title=f"explorer pages over {figures['blocks']:,} blocks", show_header=True)
+    table.add_column("page")
+    table.add_column("median ms", justify="right")
+    table.add_column("first ms", justify="right")
+    for name, page in figures["pages"].items():
+        table.add_row(name, f"{page['median_ms']:.1f}", f"{page['first_ms']:.1f}")
+    verdict = "within" if figures["within_budget"] else "OVER"
+    table.caption = (
+        f"slowest {figures['slowest_ms']:.1f} ms, {verdict} the {figures['budget_ms']} ms budget;"
+        f" store filled in {figures['fill_s']:.0f} s"
     )
     console.print(table)

@@ -24,17 +24,17 @@ from tally.crypto.commitment import StateCommitment
 from tally.crypto.schnorr import PrivateKey
 from tally.model.block import Block, CommitCertificate
 from tally.model.coin import Coin
-from tally.model.encoding import decode_tx, encode, tx_id
+from tally.model.encoding import block_hash, decode_tx, encode, tx_id
 from tally.model.genesis import Genesis
 from tally.model.tx import SignedTx
-from tally.model.types import AssetCode, CoinId, Height, PublicKey, TxId
+from tally.model.types import AssetCode, BlockHash, CoinId, Height, PublicKey, TxId
 from tally.node.errors import ShuttingDownError
 from tally.node.mempool import Mempool, Pending, TxResult
 from tally.node.verifier import VerifyCache
 from tally.rules.apply import BlockOutcome, apply_block, validate_tx
 from tally.rules.block import build_header
 from tally.rules.state import BlockContext, Governance, Supply
-from tally.store.ledger import LedgerStore
+from tally.store.ledger import LedgerSnapshot, LedgerStore, TxRecord
 
 __all__ = ["Node", "BlockProposal", "TxResult", "GenesisMismatchError"]
 
@@ -45,7 +45,7 @@ class GenesisMismatchError(Exception):
     """The store was initialised from another genesis than the one configured."""
 
 
-@dataclass
+@dataclass(eq=False)
 class BlockProposal:
     """A block executed against the current tip, with what committing it needs."""
 
@@ -53,36 +53,105 @@ class BlockProposal:
     outcome: BlockOutcome
     txids: list[TxId]
     entries: list[Pending]
+    block_hash: BlockHash
 
 
 class _AdmissionView:
-    """The committed state plus the outputs of pending transactions (for chained payments)."""
+    """One snapshot of the committed state plus the outputs of pending transactions.
 
-    def __init__(self, store: LedgerStore, mempool: Mempool) -> None:
-        self._store = store
+    Pending outputs make chained payments possible: a payment may spend change that is
+    not yet committed.
+    """
+
+    def __init__(self, snapshot: LedgerSnapshot, mempool: Mempool) -> None:
+        self._snapshot = snapshot
         self._mempool = mempool
 
     def coin(self, coin_id: CoinId) -> Coin | None:
-        coin = self._store.coin(coin_id)
+        coin = self._snapshot.coin(coin_id)
         return coin if coin is not None else self._mempool.pending_output(coin_id)
 
     def spender(self, coin_id: CoinId) -> TxId | None:
-        return self._store.spender(coin_id)
+        return self._snapshot.spender(coin_id)
 
     def supply(self, asset: AssetCode) -> Supply | None:
-        return self._store.supply(asset)
+        return self._snapshot.supply(asset)
 
     def issuer(self, asset: AssetCode) -> PublicKey | None:
-        return self._store.issuer(asset)
+        return self._snapshot.issuer(asset)
 
     def is_committed(self, txid: TxId) -> bool:
-        return self._store.is_committed(txid)
+        return self._snapshot.is_committed(txid)
 
     def governance(self) -> Governance:
-        return self._store.governance()
+        return self._snapshot.governance()
 
     def commitment(self) -> StateCommitment:
-        return self._store.commitment()
+        return self._snapshot.commitment()
+
+
+class _ChainedView:
+    """A snapshot of the committed state plus blocks executed on top of it, not yet written.
+
+    This is what lets the orderer execute the next block while the previous one is still
+    being written: the next block sees the state after every block before it, committed
+    or not. `blocks` are oldest first and all above the snapshot's tip.
+    """
+
+    def __init__(self, snapshot: LedgerSnapshot, blocks: list[BlockProposal]) -> None:
+        self._snapshot = snapshot
+        self._deltas = [proposal.outcome.delta for proposal in reversed(blocks)]
+        self._last = blocks[-1]
+
+    def tip(self) -> tuple[Height, BlockHash]:
+        header = self._last.block.header
+        return header.height, self._last.block_hash
+
+    def coin(self, coin_id: CoinId) -> Coin | None:
+        for delta in self._deltas:
+            if coin_id in delta.spent:
+                return None
+            created = delta.created.get(coin_id)
+            if created is not None:
+                return created
+        return self._snapshot.coin(coin_id)
+
+    def spender(self, coin_id: CoinId) -> TxId | None:
+        for delta in self._deltas:
+            spent = delta.spent.get(coin_id)
+            if spent is not None:
+                return spent[0]
+        return self._snapshot.spender(coin_id)
+
+    def supply(self, asset: AssetCode) -> Supply | None:
+        for delta in self._deltas:
+            supply = delta.supply.get(asset)
+            if supply is not None:
+                return supply
+        return self._snapshot.supply(asset)
+
+    def issuer(self, asset: AssetCode) -> PublicKey | None:
+        for delta in self._deltas:
+            key = delta.issuers.get(asset)
+            if key is not None:
+                return key
+        return self._snapshot.issuer(asset)
+
+    def is_committed(self, txid: TxId) -> bool:
+        # Rows the commits will prune have `valid_until` below the next height, and such a
+        # transaction fails its window check before this is asked.
+        return any(txid in delta.committed for delta in self._deltas) or (
+            self._snapshot.is_committed(txid)
+        )
+
+    def governance(self) -> Governance:
+        for delta in self._deltas:
+            if delta.governance is not None:
+                return delta.governance
+        return self._snapshot.governance()
+
+    def commitment(self) -> StateCommitment:
+        return self._last.outcome.commitment.copy()
 
 
 class Node:
@@ -97,7 +166,9 @@ class Node:
         self.genesis: Genesis = store.genesis()
         self.mempool = Mempool(mempool_max)
         self.verifier = VerifyCache()
-        self._admission_view = _AdmissionView(store, self.mempool)
+        self._in_flight: list[BlockProposal] = []
+        """Blocks proposed and not yet committed, oldest first."""
+        self._in_flight_lock = threading.Lock()
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
         self._subscribers_lock = threading.Lock()
         self._stopping = False
@@ -168,27 +239,28 @@ class Node:
         """Like `admit`, for a transaction already decoded, with its id."""
         if self._stopping:
             raise ShuttingDownError("the node is stopping")
-        first = self.result(txid)
-        if first is not None:
-            done: Future[TxResult] = Future()
-            done.set_result(first)
-            return done
-        pending = self.mempool.get(txid)
-        if pending is not None:
-            return pending.future
-        # The stateless checks, the window and the rules all run inside `validate_tx`, in
-        # the order the rules give, against the next height.
-        height, _ = self.store.tip()
-        ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=0)
-        validate_tx(self._admission_view, tx, ctx, self.verifier.verify, txid)
+        # Every read of the admission comes from one snapshot (one read transaction).
+        with self.store.reader() as snapshot:
+            record = snapshot.tx(txid)
+            if record is not None:
+                done: Future[TxResult] = Future()
+                done.set_result(_result_of(txid, record))
+                return done
+            pending = self.mempool.get(txid)
+            if pending is not None:
+                return pending.future
+            # The stateless checks, the window and the rules all run inside `validate_tx`,
+            # in the order the rules give, against the next height.
+            height, _ = snapshot.tip()
+            ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=0)
+            view = _AdmissionView(snapshot, self.mempool)
+            validate_tx(view, tx, ctx, self.verifier.verify, txid)
         return self.mempool.add(tx, txid).future
 
     def result(self, txid: TxId) -> TxResult | None:
         """The committed result of `txid`, if it was committed."""
         record = self.store.tx(txid)
-        if record is None:
-            return None
-        return TxResult(txid=txid, height=record.height, index=record.index, receipt=record.receipt)
+        return None if record is None else _result_of(txid, record)
 
     # -- the Application interface for orderers ------------------------------------------------
 
@@ -197,22 +269,49 @@ class Node:
         return self.mempool.wait_for_work(timeout)
 
     def pending_count(self) -> int:
-        """How many transactions are pending."""
-        return len(self.mempool)
+        """How many pending transactions no block has taken yet."""
+        return self.mempool.waiting()
 
     def propose(self, max_txs: int, time_ms: int) -> BlockProposal | None:
-        """Execute up to `max_txs` pending transactions as the next block (not yet written)."""
+        """Execute up to `max_txs` pending transactions as the next block (not yet written).
+
+        The block extends the last block proposed, which may not be committed yet: the
+        orderer may execute a block while the previous one is being written. Every
+        proposal must then be committed, in the order proposed.
+        """
         entries = self.mempool.take(max_txs)
         if not entries:
             return None
-        height, tip_hash = self.store.tip()
-        ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=time_ms)
         txs = [entry.tx for entry in entries]
         txids = [entry.txid for entry in entries]
-        outcome = apply_block(self.store, txs, ctx, self.verifier.verify_once, txids)
+        verify = self.verifier.verify_once
+        # Copy the in-flight list *before* taking the snapshot: a block whose commit ends in
+        # between is then in both, and filtered out by height. Taken the other way round, a
+        # block committed in between would be in neither, and this block would execute
+        # against a state that misses it.
+        with self._in_flight_lock:
+            in_flight = list(self._in_flight)
+        with self.store.reader() as snapshot:
+            height = snapshot.tip()[0]
+            unwritten = [p for p in in_flight if p.block.header.height > height]
+            view: LedgerSnapshot | _ChainedView = (
+                _ChainedView(snapshot, unwritten) if unwritten else snapshot
+            )
+            height, tip_hash = view.tip()
+            ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=time_ms)
+            outcome = apply_block(view, txs, ctx, verify, txids)
         header = build_header(ctx, tip_hash, txids, outcome)
         block = Block(header=header, txs=tuple(txs), receipts=tuple(outcome.receipts))
-        return BlockProposal(block=block, outcome=outcome, txids=txids, entries=entries)
+        proposal = BlockProposal(
+            block=block,
+            outcome=outcome,
+            txids=txids,
+            entries=entries,
+            block_hash=block_hash(header),
+        )
+        with self._in_flight_lock:
+            self._in_flight.append(proposal)
+        return proposal
 
     def commit(self, proposal: BlockProposal, certificate: CommitCertificate) -> None:
         """Write the block in one durable transaction, then acknowledge and publish it."""
@@ -220,6 +319,9 @@ class Node:
         block = proposal.block
         self.store.commit_block(block, certificate, proposal.txids, proposal.outcome)
         elapsed = time.perf_counter() - started
+        with self._in_flight_lock:
+            if proposal in self._in_flight:
+                self._in_flight.remove(proposal)
         self.mempool.remove(proposal.entries)
         height = block.header.height
         for index, (entry, receipt) in enumerate(
@@ -283,6 +385,10 @@ class Node:
             "committed_txs": self.committed_txs,
             "healthy": self.fatal is None,
         }
+
+
+def _result_of(txid: TxId, record: TxRecord) -> TxResult:
+    return TxResult(txid=txid, height=record.height, index=record.index, receipt=record.receipt)
 
 
 def _block_event(proposal: BlockProposal) -> dict[str, Any]:

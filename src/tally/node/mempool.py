@@ -2,11 +2,14 @@
 
 It refuses a second pending spend of the same coin (`mempool.conflict`), and remembers the
 outputs of pending transactions so that a payment may spend change that is not yet
-committed. All methods are thread-safe; the orderer waits on `wait_for_work`.
+committed. A transaction taken into a block stays pending (its claims and outputs too)
+until its block is committed, but is not taken again. All methods are thread-safe; the
+orderer waits on `wait_for_work`.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -46,6 +49,8 @@ class Mempool:
     def __init__(self, max_size: int) -> None:
         self._max_size = max_size
         self._pending: dict[TxId, Pending] = {}
+        self._waiting: dict[TxId, Pending] = {}
+        """Pending and not yet taken into a block, in arrival order."""
         self._claims: dict[CoinId, TxId] = {}
         self._outputs: dict[CoinId, Coin] = {}
         self._lock = threading.Lock()
@@ -53,6 +58,10 @@ class Mempool:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def waiting(self) -> int:
+        """How many pending transactions no block has taken yet."""
+        return len(self._waiting)
 
     def get(self, txid: TxId) -> Pending | None:
         """The pending entry for `txid`, if any."""
@@ -90,6 +99,7 @@ class Mempool:
                     )
             entry = Pending(tx=tx, txid=txid, inputs=inputs)
             self._pending[txid] = entry
+            self._waiting[txid] = entry
             for cid in inputs:
                 self._claims[cid] = txid
             if isinstance(body, Issue | Transfer):
@@ -99,13 +109,13 @@ class Mempool:
             return entry
 
     def take(self, max_txs: int) -> list[Pending]:
-        """The oldest `max_txs` pending transactions; they stay claimed until `remove`."""
+        """The oldest `max_txs` transactions not yet taken; they stay claimed until `remove`."""
         with self._lock:
-            batch: list[Pending] = []
-            for entry in self._pending.values():
-                if len(batch) >= max_txs:
-                    break
-                batch.append(entry)
+            waiting = self._waiting
+            count = min(max_txs, len(waiting))
+            batch = list(itertools.islice(waiting.values(), count))
+            for entry in batch:
+                del waiting[entry.txid]
             return batch
 
     def remove(self, entries: list[Pending]) -> None:
@@ -114,6 +124,7 @@ class Mempool:
             for entry in entries:
                 if self._pending.pop(entry.txid, None) is None:
                     continue
+                self._waiting.pop(entry.txid, None)
                 for cid in entry.inputs:
                     if self._claims.get(cid) == entry.txid:
                         del self._claims[cid]
@@ -123,17 +134,18 @@ class Mempool:
                         self._outputs.pop(coin_id(entry.txid, index), None)
 
     def wait_for_work(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a pending transaction; whether there is one."""
+        """Wait up to `timeout` seconds for a transaction not yet taken; whether there is one."""
         with self._has_work:
-            if not self._pending:
+            if not self._waiting:
                 self._has_work.wait(timeout)
-            return bool(self._pending)
+            return bool(self._waiting)
 
     def drain(self) -> list[Pending]:
         """Remove and return everything pending (at shutdown)."""
         with self._lock:
             entries = list(self._pending.values())
             self._pending.clear()
+            self._waiting.clear()
             self._claims.clear()
             self._outputs.clear()
             return entries

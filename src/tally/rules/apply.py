@@ -86,8 +86,12 @@ class _Overlay:
     def __init__(self, view: StateView) -> None:
         self.view = view
         self.delta = StateDelta()
+        self.spent_from_view: list[CoinId] = []
+        """Coins spent that existed before the block: they leave the commitment."""
         self.added: list[bytes] = []
+        """Supply elements entering the commitment (coins are taken from the delta)."""
         self.removed: list[bytes] = []
+        """Supply elements leaving the commitment."""
         self._governance: Governance | None = None
 
     def coin(self, cid: CoinId) -> Coin | None:
@@ -122,14 +126,23 @@ class _Overlay:
 
     def spend(self, cid: CoinId, coin: Coin, txid: TxId) -> None:
         self.delta.spent[cid] = (txid, coin)
+        # A coin created and spent within this block never reaches the commitment.
         if self.delta.created.pop(cid, None) is None:
-            self.removed.append(coin_element(cid, encode(coin)))
-        else:  # created and spent within this block: it never reaches the commitment
-            self.added.remove(coin_element(cid, encode(coin)))
+            self.spent_from_view.append(cid)
 
     def create(self, cid: CoinId, coin: Coin) -> None:
         self.delta.created[cid] = coin
-        self.added.append(coin_element(cid, encode(coin)))
+
+    def update_commitment(self, commitment: StateCommitment) -> None:
+        """Apply what the block changed to `commitment`: coins created and spent, supplies."""
+        for cid, coin in self.delta.created.items():
+            commitment.add(coin_element(cid, encode(coin)))
+        for element in self.added:
+            commitment.add(element)
+        for cid in self.spent_from_view:
+            commitment.remove(coin_element(cid, encode(self.delta.spent[cid][1])))
+        for element in self.removed:
+            commitment.remove(element)
 
     def set_supply(self, asset: AssetCode, new: Supply) -> None:
         old = self.supply(asset)
@@ -406,8 +419,5 @@ def apply_block(
         else:
             receipts.append(ok)
     commitment = view.commitment()
-    for element in state.added:
-        commitment.add(element)
-    for element in state.removed:
-        commitment.remove(element)
+    state.update_commitment(commitment)
     return BlockOutcome(receipts=receipts, delta=state.delta, commitment=commitment)

@@ -15,7 +15,7 @@ import msgspec
 
 from tally.crypto.commitment import StateCommitment
 from tally.model.coin import Coin
-from tally.model.encoding import encode
+from tally.model.encoding import encode, prepare_decoders
 from tally.model.genesis import Genesis, Member
 from tally.model.params import Params
 from tally.model.types import AssetCode, CoinId, Height, PublicKey, TxId
@@ -145,3 +145,6 @@ def governance_from_genesis(genesis: Genesis) -> Governance:
         members=genesis.members,
         params=genesis.params,
     )
+
+
+prepare_decoders(Supply, Governance)  # decoded by the store on several threads

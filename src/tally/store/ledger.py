@@ -16,6 +16,7 @@ read through it while that one writes.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,7 @@ from tally.store.kv import KeyValueReader, KeyValueStore, WriteBatch
 if TYPE_CHECKING:
     from tally.rules.state import StateView
 
-__all__ = ["LedgerStore", "TxRecord"]
+__all__ = ["LedgerStore", "LedgerSnapshot", "TxRecord"]
 
 
 class TxRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,13 +163,11 @@ class LedgerStore:
 
     def coin(self, coin_id: CoinId) -> Coin | None:
         """The unspent coin with this id, or None if it is spent or never existed."""
-        data = self._kv.get(schema.unspent_key(coin_id))
-        return None if data is None else decode(data, Coin)
+        return _coin_in(self._kv, coin_id)
 
     def spender(self, coin_id: CoinId) -> TxId | None:
         """The transaction that spent this coin, or None if it is unspent or unknown."""
-        data = self._kv.get(schema.spent_key(coin_id))
-        return None if data is None else schema.unpack_spent(data)[0]
+        return _spender_in(self._kv, coin_id)
 
     def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
         """The spending transaction and the coin itself, for a spent coin; else None."""
@@ -184,13 +183,11 @@ class LedgerStore:
 
     def supply(self, asset: AssetCode) -> Supply | None:
         """The asset's supply totals, or None before its first issuance."""
-        data = self._kv.get(schema.supply_key(asset))
-        return None if data is None else decode(data, Supply)
+        return _supply_in(self._kv, asset)
 
     def issuer(self, asset: AssetCode) -> PublicKey | None:
         """The key registered to issue the asset, or None if it is not registered."""
-        data = self._kv.get(schema.issuer_key(asset))
-        return None if data is None else PublicKey(data)
+        return _issuer_in(self._kv, asset)
 
     def is_committed(self, txid: TxId) -> bool:
         """Whether an accepted transaction with this id is in the idempotency table.
@@ -198,7 +195,7 @@ class LedgerStore:
         Rows leave the table once their `valid_until` is below a committed block's
         height; by then the transaction could not be committed again anyway.
         """
-        return self._kv.get(schema.idempotency_key(txid)) is not None
+        return _is_committed_in(self._kv, txid)
 
     def governance(self) -> Governance:
         """Admins, members and parameters in force after the tip.
@@ -215,6 +212,26 @@ class LedgerStore:
             NotInitialisedError: the ledger has no genesis.
         """
         return self._require_head().commitment.copy()
+
+    @contextmanager
+    def reader(self) -> Iterator[LedgerSnapshot]:
+        """The state after one committed block, read through one snapshot of the store.
+
+        Cheaper than reading through the `LedgerStore` when several rows are read (each
+        read here shares one read transaction), and consistent: rows, tip, governance and
+        commitment all belong to the same block, whatever commits meanwhile. Keep it short.
+        """
+        head = self._require_head()
+        with self._kv.snapshot() as view:
+            # A commit may have landed between reading the head and opening the snapshot
+            # (the head is replaced just after the write); then the snapshot is newer, and
+            # its own rows say what the head is.
+            if view.get(schema.tip_key()) != schema.pack_tip(head.height, head.block_hash):
+                loaded = _load_head_from(view)
+                if loaded is None:
+                    raise NotInitialisedError("the ledger has no genesis")
+                head = loaded
+            yield LedgerSnapshot(view, head)
 
     # -- commit ---------------------------------------------------------------------------
 
@@ -308,11 +325,7 @@ class LedgerStore:
         A transaction ordered more than once (a replay, or a retry after a rejection)
         keeps the record of its acceptance if it was ever accepted, else its latest one.
         """
-        data = self._kv.get(schema.tx_key(txid))
-        if data is None:
-            return None
-        height, index, receipt_bytes = schema.unpack_tx_row(data)
-        return TxRecord(height=height, index=index, receipt=decode(receipt_bytes, Receipt))
+        return _tx_in(self._kv, txid)
 
     # -- coins, supply, issuers -----------------------------------------------------------
 
@@ -374,19 +387,108 @@ class LedgerStore:
         return StateCommitment.from_bytes(data)
 
 
+class LedgerSnapshot:
+    """The ledger as of one committed block; implements `tally.rules.state.StateView`.
+
+    Valid only inside `LedgerStore.reader()`. Issuers are remembered once read: they are
+    read for every output and cannot change within one snapshot.
+    """
+
+    def __init__(self, view: KeyValueReader, head: _Head) -> None:
+        self._view = view
+        self._head = head
+        self._issuers: dict[AssetCode, PublicKey | None] = {}
+
+    def tip(self) -> tuple[Height, BlockHash]:
+        """Height and hash of the block this snapshot ends at."""
+        return self._head.height, self._head.block_hash
+
+    def coin(self, coin_id: CoinId) -> Coin | None:
+        """The unspent coin with this id, or None if it is spent or never existed."""
+        return _coin_in(self._view, coin_id)
+
+    def spender(self, coin_id: CoinId) -> TxId | None:
+        """The transaction that spent this coin, or None if it is unspent or unknown."""
+        return _spender_in(self._view, coin_id)
+
+    def supply(self, asset: AssetCode) -> Supply | None:
+        """The asset's supply totals, or None before its first issuance."""
+        return _supply_in(self._view, asset)
+
+    def issuer(self, asset: AssetCode) -> PublicKey | None:
+        """The key registered to issue the asset, or None if it is not registered."""
+        try:
+            return self._issuers[asset]
+        except KeyError:
+            key = self._issuers[asset] = _issuer_in(self._view, asset)
+            return key
+
+    def is_committed(self, txid: TxId) -> bool:
+        """Whether an accepted transaction with this id is in the idempotency table."""
+        return _is_committed_in(self._view, txid)
+
+    def tx(self, txid: TxId) -> TxRecord | None:
+        """Where a transaction was ordered and its receipt, or None if it never was."""
+        return _tx_in(self._view, txid)
+
+    def governance(self) -> Governance:
+        """Admins, members and parameters in force after this block."""
+        return self._head.governance
+
+    def commitment(self) -> StateCommitment:
+        """A copy of the state commitment accumulator after this block."""
+        return self._head.commitment.copy()
+
+
+def _coin_in(view: KeyValueReader, coin_id: CoinId) -> Coin | None:
+    data = view.get(schema.unspent_key(coin_id))
+    return None if data is None else decode(data, Coin)
+
+
+def _spender_in(view: KeyValueReader, coin_id: CoinId) -> TxId | None:
+    data = view.get(schema.spent_key(coin_id))
+    return None if data is None else schema.unpack_spent(data)[0]
+
+
+def _supply_in(view: KeyValueReader, asset: AssetCode) -> Supply | None:
+    data = view.get(schema.supply_key(asset))
+    return None if data is None else decode(data, Supply)
+
+
+def _issuer_in(view: KeyValueReader, asset: AssetCode) -> PublicKey | None:
+    data = view.get(schema.issuer_key(asset))
+    return None if data is None else PublicKey(data)
+
+
+def _is_committed_in(view: KeyValueReader, txid: TxId) -> bool:
+    return view.get(schema.idempotency_key(txid)) is not None
+
+
+def _tx_in(view: KeyValueReader, txid: TxId) -> TxRecord | None:
+    data = view.get(schema.tx_key(txid))
+    if data is None:
+        return None
+    height, index, receipt_bytes = schema.unpack_tx_row(data)
+    return TxRecord(height=height, index=index, receipt=decode(receipt_bytes, Receipt))
+
+
 def _load_head(kv: KeyValueStore) -> _Head | None:
     with kv.snapshot() as view:
-        tip = view.get(schema.tip_key())
-        if tip is None:
-            return None
-        height, digest = schema.unpack_tip(tip)
-        return _Head(
-            genesis=decode(_require(view, schema.genesis_key()), Genesis),
-            height=height,
-            block_hash=digest,
-            governance=decode(_require(view, schema.governance_key()), Governance),
-            commitment=StateCommitment.from_bytes(_require(view, schema.commitment_key())),
-        )
+        return _load_head_from(view)
+
+
+def _load_head_from(view: KeyValueReader) -> _Head | None:
+    tip = view.get(schema.tip_key())
+    if tip is None:
+        return None
+    height, digest = schema.unpack_tip(tip)
+    return _Head(
+        genesis=decode(_require(view, schema.genesis_key()), Genesis),
+        height=height,
+        block_hash=digest,
+        governance=decode(_require(view, schema.governance_key()), Governance),
+        commitment=StateCommitment.from_bytes(_require(view, schema.commitment_key())),
+    )
 
 
 def _require(view: KeyValueReader, key: bytes) -> bytes:
@@ -514,3 +616,6 @@ if TYPE_CHECKING:
     # Not run: makes mypy check that LedgerStore satisfies the rules' StateView.
     def _is_state_view(ledger: LedgerStore) -> StateView:
         return ledger
+
+    def _snapshot_is_state_view(snapshot: LedgerSnapshot) -> StateView:
+        return snapshot
