@@ -87,3 +87,21 @@ def test_unknown_page_with_the_node_away_is_503_not_500() -> None:
     with TestClient(app) as client:
         assert client.get("/explorer/no-such-page").status_code == 503
         assert client.get("/explorer/tx/zz").status_code == 503
+
+
+def test_remote_coin_creator_without_index_comes_from_a_checked_link(chain: Chain) -> None:
+    # The node's API has no origin lookup, so without its index the remote explorer shows
+    # a coin's creator only from the link of the creating transaction, and checks it.
+    with TestClient(create_app(chain.node, verify_threads=1)) as node_api:
+        source = RemoteSource(URL, hrp="tly", client=NodeClient(URL, client=node_api))
+        app = FastAPI()
+        mount_source(app, source, index=False)
+        with TestClient(app) as client:
+            plain = client.get(f"/explorer/coin/{chain.bob_coin}").text
+            assert "older than the explorer" in plain
+            linked = client.get(
+                f"/explorer/coin/{chain.bob_coin}?tx={chain.transfer_tx}&out=0"
+            ).text
+            assert f"/explorer/tx/{chain.transfer_tx}" in linked
+            forged = client.get(f"/explorer/coin/{chain.bob_coin}?tx={chain.issue_tx}&out=0").text
+            assert f"/explorer/tx/{chain.issue_tx}" not in forged

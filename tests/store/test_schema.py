@@ -80,11 +80,11 @@ def test_rows_round_trip():
 
 def test_migrate_writes_the_version_on_a_fresh_store(kv):
     assert schema_version(kv) == 0
-    assert migrate(kv) == SCHEMA_VERSION == 1
-    assert schema_version(kv) == 1
-    assert kv.get(schema.schema_version_key()) == (1).to_bytes(4, "big")
-    assert migrate(kv) == 1  # running it again changes nothing
-    assert list(kv.iter_prefix(b"")) == [(schema.schema_version_key(), (1).to_bytes(4, "big"))]
+    assert migrate(kv) == SCHEMA_VERSION == 2
+    assert schema_version(kv) == 2
+    assert kv.get(schema.schema_version_key()) == (2).to_bytes(4, "big")
+    assert migrate(kv) == 2  # running it again changes nothing
+    assert list(kv.iter_prefix(b"")) == [(schema.schema_version_key(), (2).to_bytes(4, "big"))]
 
 
 def test_migrate_refuses_a_store_from_a_newer_version(kv):
@@ -119,16 +119,16 @@ def _fail_halfway(batch: WriteBatch) -> None:
 
 def test_migrations_run_in_order_from_the_stored_version(backend: Backend) -> None:
     kv = backend.open()
-    migrate(kv)  # version 1
+    migrate(kv)  # the current version
     with kv.atomic() as batch:
         batch.put(b"\x01mold", b"row")
     steps = (*schema.MIGRATIONS, _rename_row)
-    assert migrate(kv, steps) == 2
+    assert migrate(kv, steps) == SCHEMA_VERSION + 1
     assert kv.get(b"\x01mold") is None
     assert kv.get(b"\x01mnew") == b"row"
     kv = backend.reopen(kv)
-    assert schema_version(kv) == 2
-    # This code knows version 1 only: the migrated store is now too new for it.
+    assert schema_version(kv) == SCHEMA_VERSION + 1
+    # This code knows the current version only: the migrated store is now too new for it.
     with pytest.raises(NewerSchemaError):
         migrate(kv)
 
@@ -137,5 +137,6 @@ def test_a_failing_migration_step_leaves_the_previous_version_whole(kv):
     steps = (*schema.MIGRATIONS, _fail_halfway)
     with pytest.raises(RuntimeError, match="migration step failed"):
         migrate(kv, steps)
-    assert schema_version(kv) == 1  # the first step committed; the second left no trace
+    # The real steps committed; the failing one left no trace.
+    assert schema_version(kv) == SCHEMA_VERSION
     assert kv.get(b"\x01mhalf") is None

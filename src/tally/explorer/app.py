@@ -302,7 +302,9 @@ def mount_explorer(app: FastAPI, node: Node) -> None:
         app: The node's FastAPI application (`tally.node.api.create_app`).
         node: The node whose ledger it shows.
     """
-    mount_source(app, LocalSource(node))
+    # The node's own store keeps every coin's origin and every address's history, so the
+    # in-memory index of recent blocks (which costs the node CPU under load) is not needed.
+    mount_source(app, LocalSource(node), index=False)
 
 
 def create_explorer_app(node_url: str, *, hrp: str | None = None, timeout: float = 10.0) -> FastAPI:

@@ -1,11 +1,12 @@
 """The explorer's index of recent blocks: who created each coin, and what each address did.
 
-The ledger store answers "is this coin unspent, and who spent it" but keeps no row for
-"who created it" nor an address's history. The explorer keeps both for the most recent
-blocks, in memory and bounded: a background thread follows the tip, reading each new
-block once, and forgets the oldest blocks when the index holds more than `max_outputs`
-created coins. Older coins are still shown; only their creator is then unknown, unless
-the page was reached from the creating transaction (whose links carry it).
+A node's store keeps both (its origin and history tables), and an explorer mounted in the
+node reads them there. The node's HTTP API does not serve them, so a stand-alone explorer
+(`tally explorer --node URL`) keeps both for the most recent blocks, in memory and
+bounded: a background thread follows the tip, reading each new block once, and forgets the
+oldest blocks when the index holds more than `max_outputs` created coins. Older coins are
+still shown; only their creator is then unknown, unless the page was reached from the
+creating transaction (whose links carry it).
 """
 
 from __future__ import annotations
@@ -15,39 +16,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from tally.explorer.source import LedgerSource, SourceUnavailableError
+from tally.explorer.source import Activity, Creator, LedgerSource, SourceUnavailableError
 
 __all__ = ["RecentIndex", "Activity", "Creator"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Creator:
-    """Where a coin came from."""
-
-    txid: bytes
-    """The creating transaction."""
-    index: int
-    """The output's index in it."""
-    height: int
-    """The height of the block that committed it."""
-    lock_hash: bytes
-    """The hash of the coin's lock (its address)."""
-
-
-@dataclass(frozen=True)
-class Activity:
-    """One transaction touching an address."""
-
-    height: int
-    """The block's height."""
-    txid: bytes
-    """The transaction."""
-    received: int
-    """How many of its outputs went to the address."""
-    spent: int
-    """How many of the address's coins it spent."""
 
 
 @dataclass

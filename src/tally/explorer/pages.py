@@ -393,7 +393,9 @@ def coin_page(explorer: Explorer, key: str, tx: str | None = None, out: str | No
         raise NotFoundError("coin", key, "no coin with this id was ever created")
     creator: tuple[str, int] | None = None
     creator_height: int | None = None
-    indexed = explorer.index.creator(cid) if explorer.index else None
+    indexed = explorer.source.creator(cid)
+    if indexed is None and explorer.index:
+        indexed = explorer.index.creator(cid)
     if indexed is not None:
         creator, creator_height = (indexed.txid.hex(), indexed.index), indexed.height
     else:
@@ -423,7 +425,9 @@ def address_page(explorer: Explorer, key: str) -> Page:
             "address", key, f"not an address of this network (they start with {network.hrp}1)"
         ) from None
     coins = [_coin_card(coin, coin["coin_id"]) for coin in document["coins"]]
-    activity = explorer.index.activity(lock_hash, 50) if explorer.index else []
+    activity = explorer.source.activity(lock_hash, 50)
+    if activity is None:
+        activity = explorer.index.activity(lock_hash, 50) if explorer.index else []
     values = {
         "address": key,
         "balance": [(asset, int(total)) for asset, total in document["balance"].items()],

@@ -21,7 +21,15 @@ from typing import Any, TypeVar
 
 from tally.client.errors import NodeError, NodeRejection
 from tally.client.node_client import NodeClient
-from tally.explorer.source import EventCallback, Json, NetworkInfo, SourceUnavailableError, TxFlow
+from tally.explorer.source import (
+    Activity,
+    Creator,
+    EventCallback,
+    Json,
+    NetworkInfo,
+    SourceUnavailableError,
+    TxFlow,
+)
 from tally.model.address import parse_address
 from tally.model.rejection import Rejection
 
@@ -199,6 +207,16 @@ class RemoteSource:
     def spent_lock_hash(self, cid: bytes) -> bytes | None:
         """Not looked up: one request per input would cost more than it shows."""
         del cid
+        return None
+
+    def creator(self, cid: bytes) -> Creator | None:
+        """The node's API has no origin lookup: the explorer's index answers instead."""
+        del cid
+        return None
+
+    def activity(self, address_hash: bytes, limit: int) -> list[Activity] | None:
+        """The node's API has no history lookup: the explorer's index answers instead."""
+        del address_hash, limit
         return None
 
     def subscribe(self, callback: EventCallback) -> None:

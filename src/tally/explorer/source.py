@@ -73,6 +73,34 @@ class NetworkInfo:
     """The orderer's block interval in force, if known."""
 
 
+@dataclass(frozen=True)
+class Creator:
+    """Where a coin came from."""
+
+    txid: bytes
+    """The creating transaction."""
+    index: int
+    """The output's index in it."""
+    height: int
+    """The height of the block that committed it."""
+    lock_hash: bytes
+    """The hash of the coin's lock (its address)."""
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One transaction touching an address."""
+
+    height: int
+    """The block's height."""
+    txid: bytes
+    """The transaction."""
+    received: int
+    """How many of its outputs went to the address."""
+    spent: int
+    """How many of the address's coins it spent."""
+
+
 class LedgerSource(Protocol):
     """Bounded reads of one node's ledger, in the node API's JSON shapes."""
 
@@ -130,6 +158,14 @@ class LedgerSource(Protocol):
 
     def spent_lock_hash(self, cid: bytes) -> bytes | None:
         """The lock hash of a spent coin, if it can be read cheaply; else None."""
+        ...
+
+    def creator(self, cid: bytes) -> Creator | None:
+        """Which transaction created the coin, if this source keeps that; else None."""
+        ...
+
+    def activity(self, address_hash: bytes, limit: int) -> list[Activity] | None:
+        """An address's transactions, newest first, if this source keeps them; else None."""
         ...
 
     def subscribe(self, callback: EventCallback) -> None:
@@ -295,6 +331,25 @@ class LocalSource:
         """The lock hash of a spent coin, from the store's spent table."""
         spent = self._store.spent(CoinId(cid))
         return None if spent is None else lock_hash(spent[1].lock)
+
+    def creator(self, cid: bytes) -> Creator | None:
+        """The creating transaction, from the store's origin table (any coin, any age)."""
+        origin = self._store.origin(CoinId(cid))
+        if origin is None:
+            return None
+        coin = self._store.coin(CoinId(cid))
+        if coin is None:
+            spent = self._store.spent(CoinId(cid))
+            coin = None if spent is None else spent[1]
+        owner = lock_hash(coin.lock) if coin is not None else b""
+        return Creator(origin.txid, origin.output, origin.height, owner)
+
+    def activity(self, address_hash: bytes, limit: int) -> list[Activity]:
+        """The address's transactions from the store's history table (its whole history)."""
+        return [
+            Activity(entry.height, entry.txid, entry.received, entry.spent)
+            for entry in self._store.history(address_hash, limit)
+        ]
 
     def subscribe(self, callback: EventCallback) -> None:
         """Follow the node's committed blocks (the callback runs on the commit thread)."""

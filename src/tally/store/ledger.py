@@ -50,7 +50,7 @@ from tally.store.kv import KeyValueReader, KeyValueStore, WriteBatch
 if TYPE_CHECKING:
     from tally.rules.state import StateView
 
-__all__ = ["LedgerStore", "LedgerSnapshot", "TxRecord"]
+__all__ = ["LedgerStore", "LedgerSnapshot", "TxRecord", "Origin", "HistoryEntry"]
 
 
 class TxRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +74,34 @@ class _Head:
     governance: Governance
     commitment: StateCommitment
     """Never changed in place: `LedgerStore.commitment()` hands out copies."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a coin was created."""
+
+    txid: TxId
+    """The creating transaction."""
+    output: int
+    """The coin's output index in it."""
+    height: Height
+    """The height of the block that committed it."""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One accepted transaction that paid an address or spent its coins."""
+
+    height: Height
+    """The block's height."""
+    index: int
+    """The transaction's position in the block."""
+    txid: TxId
+    """The transaction."""
+    received: int
+    """How many of its outputs went to the address."""
+    spent: int
+    """How many of the address's coins it spent."""
 
 
 class LedgerStore:
@@ -177,6 +205,27 @@ class LedgerStore:
         txid, coin_bytes = schema.unpack_spent(data)
         return txid, decode(coin_bytes, Coin)
 
+    def origin(self, coin_id: CoinId) -> Origin | None:
+        """Which transaction created a coin (spent or not), or None for an unknown coin."""
+        data = self._kv.get(schema.origin_key(coin_id))
+        if data is None:
+            return None
+        txid, output, height = schema.unpack_origin(data)
+        return Origin(txid=txid, output=output, height=height)
+
+    def history(self, lock_hash: bytes, limit: int = 50) -> list[HistoryEntry]:
+        """An address's accepted transactions, newest first, at most `limit` of them."""
+        entries: list[HistoryEntry] = []
+        for key, value in self._kv.iter_prefix(schema.history_prefix(lock_hash)):
+            if len(entries) >= limit:
+                break
+            height, index = schema.parse_history_key(key)
+            txid, received, spent = schema.unpack_history(value)
+            entries.append(
+                HistoryEntry(height=height, index=index, txid=txid, received=received, spent=spent)
+            )
+        return entries
+
     def close(self) -> None:
         """Close the underlying key-value store."""
         self._kv.close()
@@ -279,6 +328,11 @@ class LedgerStore:
             batch.put(schema.certificate_key(height), encode(certificate))
             batch.put(schema.block_hash_key(digest), schema.pack_u64(height))
             _write_tx_index(batch, height, txids, block.receipts)
+            spent = outcome.delta.spent
+            for key, value in schema.origin_and_history_rows(
+                block, txids, lambda cid: spent[cid][1] if cid in spent else None
+            ):
+                batch.put(key, value)
             batch.put(schema.commitment_key(), commitment_bytes)
             batch.put(schema.tip_key(), schema.pack_tip(height, digest))
         # Rebuilt from the bytes just written, so the cache is what a restart would load.

@@ -18,6 +18,13 @@ a prefix scan meets them in numeric order (heights, expiry heights).
 | certificate  | `k`  | height (u64)                      | the commit certificate's bytes         |
 | block hash   | `h`  | block hash (32)                   | height (u64)                           |
 | tx           | `t`  | txid (32)                         | height (u64) + index (u32) + receipt   |
+| origin       | `o`  | coin id (32)                      | txid + output (u16) + height (u64)     |
+| history      | `y`  | lock hash + ~height (u64) + index | txid + received (u16) + spent (u16)    |
+
+`origin` says which transaction created each coin, and `history` lists the accepted
+transactions that paid an address or spent its coins; both only for the explorer and
+wallets, never read by the rules. History keys hold the height inverted (2^64 - 1 -
+height), so a prefix scan meets an address's newest transactions first.
 
 The schema version lives at `schema_version_key()` and that key never moves, so that any
 future layout can still be recognised. Migrations are numbered and forward-only:
@@ -27,9 +34,14 @@ writes the new version, so a crash leaves the store at some whole version.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
+from tally.model.address import lock_hash
+from tally.model.block import Block
+from tally.model.coin import Coin, coin_id
+from tally.model.encoding import decode, tx_id
+from tally.model.tx import Issue, Redeem, Transfer
 from tally.model.types import AssetCode, BlockHash, CoinId, Height, TxId
 from tally.store.errors import NewerSchemaError, UnversionedStoreError
 from tally.store.kv import KeyValueStore, WriteBatch
@@ -69,6 +81,10 @@ __all__ = [
     "certificate_key",
     "block_hash_key",
     "tx_key",
+    "origin_key",
+    "history_prefix",
+    "history_key",
+    "parse_history_key",
     # rows
     "pack_u64",
     "unpack_u64",
@@ -78,6 +94,11 @@ __all__ = [
     "unpack_spent",
     "pack_tx_row",
     "unpack_tx_row",
+    "pack_origin",
+    "unpack_origin",
+    "pack_history",
+    "unpack_history",
+    "origin_and_history_rows",
 ]
 
 KEY_PREFIX: Final = b"\x01"
@@ -95,6 +116,8 @@ _BLOCK: Final = b"b"
 _CERTIFICATE: Final = b"k"
 _BLOCK_HASH: Final = b"h"
 _TX: Final = b"t"
+_ORIGIN: Final = b"o"
+_HISTORY: Final = b"y"
 
 TABLES: Final = {
     "meta": _META,
@@ -109,12 +132,16 @@ TABLES: Final = {
     "certificate": _CERTIFICATE,
     "block_hash": _BLOCK_HASH,
     "tx": _TX,
+    "origin": _ORIGIN,
+    "history": _HISTORY,
 }
 """Every table's byte by name; distinct, so no two tables share a key."""
 
 _ID_SIZE: Final = 32
 _U64_SIZE: Final = 8
 _U32_SIZE: Final = 4
+_U16_SIZE: Final = 2
+_MAX_U64: Final = 2**64 - 1
 
 
 def _table(table: bytes) -> bytes:
@@ -267,6 +294,28 @@ def tx_key(txid: TxId) -> bytes:
     return _table(_TX) + txid
 
 
+def origin_key(coin_id: CoinId) -> bytes:
+    """Key of the transaction that created a coin."""
+    return _table(_ORIGIN) + coin_id
+
+
+def history_prefix(lock_hash: bytes) -> bytes:
+    """Prefix of an address's history rows, newest first."""
+    return _table(_HISTORY) + lock_hash
+
+
+def history_key(lock_hash: bytes, height: Height, index: int) -> bytes:
+    """Key of one transaction in an address's history."""
+    inverted = _MAX_U64 - height
+    return history_prefix(lock_hash) + pack_u64(inverted) + index.to_bytes(_U32_SIZE, "big")
+
+
+def parse_history_key(key: bytes) -> tuple[Height, int]:
+    """The height and index in the block of a history key."""
+    body = key[len(KEY_PREFIX) + 1 + _ID_SIZE :]
+    return Height(_MAX_U64 - unpack_u64(body[:_U64_SIZE])), int.from_bytes(body[_U64_SIZE:], "big")
+
+
 # -- rows ---------------------------------------------------------------------------------
 
 
@@ -317,6 +366,65 @@ def unpack_tx_row(data: bytes) -> tuple[Height, int, bytes]:
     )
 
 
+def pack_origin(txid: TxId, output: int, height: Height) -> bytes:
+    """The origin row: creating txid + output index (u16) + height (u64)."""
+    return txid + output.to_bytes(_U16_SIZE, "big") + pack_u64(height)
+
+
+def unpack_origin(data: bytes) -> tuple[TxId, int, Height]:
+    """The creating txid, output index and height in an origin row."""
+    output_end = _ID_SIZE + _U16_SIZE
+    return (
+        TxId(data[:_ID_SIZE]),
+        int.from_bytes(data[_ID_SIZE:output_end], "big"),
+        Height(unpack_u64(data[output_end:])),
+    )
+
+
+def pack_history(txid: TxId, received: int, spent: int) -> bytes:
+    """The history row: txid + outputs paid to the address (u16) + its coins spent (u16)."""
+    return txid + received.to_bytes(_U16_SIZE, "big") + spent.to_bytes(_U16_SIZE, "big")
+
+
+def unpack_history(data: bytes) -> tuple[TxId, int, int]:
+    """The txid, outputs received and coins spent in a history row."""
+    received_end = _ID_SIZE + _U16_SIZE
+    return (
+        TxId(data[:_ID_SIZE]),
+        int.from_bytes(data[_ID_SIZE:received_end], "big"),
+        int.from_bytes(data[received_end:], "big"),
+    )
+
+
+def origin_and_history_rows(
+    block: Block, txids: Sequence[TxId], spent_coin: Callable[[CoinId], Coin | None]
+) -> Iterator[tuple[bytes, bytes]]:
+    """The origin and history rows of a block's accepted transactions.
+
+    Args:
+        block: The block.
+        txids: Its transactions' ids, in order.
+        spent_coin: The coin an input spent (the block's own delta, or the spent table).
+    """
+    height = block.header.height
+    for index, (tx, txid, receipt) in enumerate(zip(block.txs, txids, block.receipts, strict=True)):
+        if not receipt.accepted:
+            continue
+        body = tx.body
+        touched: dict[bytes, list[int]] = {}  # lock hash -> [received, spent]
+        if isinstance(body, Issue | Transfer):
+            for output, created in enumerate(body.outputs):
+                yield origin_key(coin_id(txid, output)), pack_origin(txid, output, height)
+                touched.setdefault(lock_hash(created.lock), [0, 0])[0] += 1
+        if isinstance(body, Transfer | Redeem):
+            for cid in body.inputs:
+                spent_one = spent_coin(cid)
+                if spent_one is not None:
+                    touched.setdefault(lock_hash(spent_one.lock), [0, 0])[1] += 1
+        for address, (received, spent) in touched.items():
+            yield history_key(address, height, index), pack_history(txid, received, spent)
+
+
 # -- versions and migrations --------------------------------------------------------------
 
 Migration = Callable[[WriteBatch], None]
@@ -327,7 +435,21 @@ def _create_version_1(batch: WriteBatch) -> None:
     """Version 0 is the empty store; version 1 is the first layout and needs no rows."""
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_create_version_1,)
+def _add_origin_and_history(batch: WriteBatch) -> None:
+    """Version 2 adds the origin and history tables, rebuilt from the stored blocks."""
+
+    def spent_coin(cid: CoinId) -> Coin | None:
+        row = batch.get(spent_key(cid))
+        return None if row is None else decode(unpack_spent(row)[1], Coin)
+
+    for _, block_bytes in batch.iter_prefix(_table(_BLOCK)):
+        block = decode(block_bytes, Block)
+        txids = [tx_id(tx.body) for tx in block.txs]
+        for key, value in origin_and_history_rows(block, txids, spent_coin):
+            batch.put(key, value)
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_create_version_1, _add_origin_and_history)
 """`MIGRATIONS[n]` takes a store from version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
