@@ -147,6 +147,7 @@ def test_node_stops_cleanly_on_sigterm_and_resumes_at_its_height(tmp_path: Path)
     response = httpx.post(node.url + "/v1/txs?wait=commit", content=encode(issue), headers=OCTET)
     height = response.json()["height"]
     assert node.stop() == 0
+    assert f"stopped cleanly at height {height}" in node.logs[-1].read_text()
     node.start()
     try:
         status = httpx.get(node.url + "/v1/status").json()

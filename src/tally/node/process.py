@@ -131,8 +131,10 @@ def run_node(
     finally:
         orderer.stop()
         node.stop()
+        height_at_stop = node.store.tip()[0]
         node.store.close()
     if node.fatal is not None:
         log.error("node stopped by a fatal error: %r", node.fatal)
         return 1
+    log.info("node %s stopped cleanly at height %d", config.name, height_at_stop)
     return 0
