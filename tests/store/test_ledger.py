@@ -432,4 +432,6 @@ def test_migration_to_version_2_rebuilds_origin_and_history_from_blocks(backend:
     reopened = LedgerStore.open(kv)  # migrates
     assert schema_version(kv) == SCHEMA_VERSION == 2
     assert _history_rows(kv) == written
-    assert reopened.origin(c0).txid == b1.txids[0]
+    origin = reopened.origin(c0)
+    assert origin is not None
+    assert origin.txid == b1.txids[0]
