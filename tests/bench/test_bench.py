@@ -91,3 +91,21 @@ def test_stage_costs_time_each_stage_of_a_real_pipeline() -> None:
     assert set(costs) == {"decode_us", "admit_us", "execute_us", "commit_us"}
     # Admission verifies a signature; decoding alone does not.
     assert costs["admit_us"] > costs["decode_us"] > 0
+
+
+def test_state_growth_measures_each_prefilled_size_in_one_run() -> None:
+    from tally.bench.state_growth import run_state_growth
+
+    growth = run_state_growth(sizes=(500, 3_000), transfers=200, rounds=1)
+    assert set(growth["sizes"]) == {"500", "3000"}
+    for row in growth["sizes"].values():
+        assert row["pipeline"] > 0
+        assert row["lmdb_bytes_per_coin"] > 0
+    rates = [growth["sizes"][size]["pipeline"] for size in ("500", "3000")]
+    assert growth["kept"] == round(rates[1] / rates[0], 3)
+
+
+def test_bench_refuses_a_malformed_state_growth_list() -> None:
+    result = CliRunner().invoke(app, ["bench", "--quick", "--state-growth", "1e6"])
+    assert result.exit_code == 1
+    assert "comma-separated coin counts" in result.output

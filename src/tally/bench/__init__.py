@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tally.bench.api import run_api
 from tally.bench.ceiling import signed_samples, verify_rate
 from tally.bench.machine import machine_info
 from tally.bench.pipeline import PipelineResult, run_pipeline
+from tally.bench.state_growth import run_state_growth
 
 __all__ = [
     "run_bench",
     "run_api",
+    "run_state_growth",
     "PipelineResult",
     "machine_info",
     "verify_rate",
@@ -28,12 +30,15 @@ def run_bench(
     rounds: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     api: bool = True,
+    state_growth: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Measure the ceiling, the pipeline and the API in one run; medians of several rounds.
 
     The ceiling is measured before and after each pipeline round, so that a change in the
     machine's load during the run shows in both figures. Every ratio divides figures of
     this same run. `api=False` leaves the API figures out (they are then None).
+    `state_growth` names the coin counts to prefill for the state-growth figures (none by
+    default: 10 million coins take several minutes to prepare).
     """
     rounds = rounds or (3 if quick else 5)
     transfers = transfers or (5_000 if quick else 20_000)
@@ -49,6 +54,12 @@ def run_bench(
         api_transfers = min(transfers, 2_000 if quick else 10_000)
         api_figures = run_api(api_transfers, api_rounds, progress=progress)
         ceilings.append(verify_rate(samples))
+    growth = None
+    if state_growth:
+        growth = run_state_growth(
+            state_growth, transfers=transfers, rounds=rounds, progress=progress
+        )
+        ceilings.append(verify_rate(samples))
     ceiling = statistics.median(ceilings)
     pipeline = statistics.median(r.rate for r in runs)
     api_batch = api_figures.get("api_batch")
@@ -61,7 +72,7 @@ def run_bench(
         "p99_ms": _rounded(api_figures.get("p99_ms")),
         "ratio_pipeline": round(pipeline / ceiling, 3),
         "ratio_api": None if api_batch is None else round(api_batch / ceiling, 3),
-        "state_growth": None,
+        "state_growth": growth,
         "rounds": rounds,
         "transfers_per_round": transfers,
         "ceiling_runs": [round(c, 1) for c in ceilings],

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,14 @@ from tally.node.core import Node, TxResult
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
 
-__all__ = ["PipelineResult", "bench_genesis", "run_pipeline"]
+__all__ = [
+    "PipelineResult",
+    "bench_genesis",
+    "bench_node",
+    "fund",
+    "measure_round",
+    "run_pipeline",
+]
 
 _CHAIN = "tally-bench"
 _ASSET = AssetCode("CNY")
@@ -88,7 +96,9 @@ def _signed(body: Issue | Transfer, keys: list[PrivateKey]) -> SignedTx:
     )
 
 
-def _funding(count: int, nonce_base: int) -> tuple[list[SignedTx], list[tuple[CoinId, Coin, int]]]:
+def _funding(
+    count: int, nonce_base: int, valid_until: int = 900
+) -> tuple[list[SignedTx], list[tuple[CoinId, Coin, int]]]:
     """Issuances creating `count` coins, and (coin id, coin, owner index) for each."""
     issues: list[SignedTx] = []
     coins: list[tuple[CoinId, Coin, int]] = []
@@ -107,7 +117,7 @@ def _funding(count: int, nonce_base: int) -> tuple[list[SignedTx], list[tuple[Co
             outputs=outputs,
             reserve_ref=Hash32(bytes(32)),
             nonce=nonce_base + start,
-            valid_until=Height(900),
+            valid_until=Height(valid_until),
         )
         issues.append(_signed(body, [_ISSUER]))
         txid = tx_id(body)
@@ -156,6 +166,59 @@ def _wait_ok(futures: list[Future[TxResult]]) -> list[Receipt]:
     return receipts
 
 
+@contextmanager
+def bench_node(directory: Path | None, mempool_max: int) -> Iterator[tuple[Node, Path]]:
+    """A one-node network over LMDB in a temporary directory, its solo orderer running.
+
+    Yields the node and its LMDB directory.
+    """
+    with tempfile.TemporaryDirectory(prefix="tally-bench-", dir=directory) as tmp:
+        store = LedgerStore.open(LmdbStore(Path(tmp)))
+        node = Node.create(store, bench_genesis(), _NODE, "bench", mempool_max=mempool_max)
+        orderer = SoloOrderer(
+            node, _NODE, 0, max_txs=node.params_max_txs, interval_ms=node.params_interval_ms
+        )
+        orderer.start()
+        try:
+            yield node, Path(tmp)
+        finally:
+            orderer.stop()
+            node.stop()
+            store.close()
+
+
+def fund(
+    node: Node, count: int, nonce_base: int, progress: Progress | None = None
+) -> list[tuple[CoinId, Coin, int]]:
+    """Issue `count` coins to the bench owners and wait until they are committed."""
+    report = progress or _no_progress
+    issues, coins = _funding(count, nonce_base, valid_until=node.store.tip()[0] + 900)
+    report("fund", 0, count)
+    _wait_ok([node.admit_tx(tx, tx_id(tx.body)) for tx in issues])
+    report("fund", count, count)
+    return coins
+
+
+def measure_round(
+    node: Node, transfers: int, nonce_base: int, threads: int, progress: Progress | None = None
+) -> PipelineResult:
+    """Fund `transfers` coins, sign a transfer of each, then time them until all commit."""
+    report = progress or _no_progress
+    coins = fund(node, transfers, nonce_base, report)
+    height = node.store.tip()[0]
+    raws = []
+    for start in range(0, len(coins), 1000):
+        raws.extend(_transfers(coins[start : start + 1000], height + 900))
+        report("sign", min(start + 1000, len(coins)), len(coins))
+    first_height = node.store.tip()[0]
+    started = time.perf_counter()
+    _wait_ok(_submit_all(node, raws, threads))
+    elapsed = time.perf_counter() - started
+    return PipelineResult(
+        transfers=transfers, seconds=elapsed, blocks=node.store.tip()[0] - first_height
+    )
+
+
 def run_pipeline(
     transfers: int,
     rounds: int = 3,
@@ -170,40 +233,9 @@ def run_pipeline(
     """
     threads = threads or os.cpu_count() or 1
     report = progress or _no_progress
-    with tempfile.TemporaryDirectory(prefix="tally-bench-", dir=directory) as tmp:
-        store = LedgerStore.open(LmdbStore(Path(tmp)))
-        node = Node.create(store, bench_genesis(), _NODE, "bench", mempool_max=transfers + 1000)
-        orderer = SoloOrderer(
-            node, _NODE, 0, max_txs=node.params_max_txs, interval_ms=node.params_interval_ms
-        )
-        orderer.start()
-        results = []
-        try:
-            for round_no in range(rounds):
-                issues, coins = _funding(transfers, nonce_base=round_no * 10_000_000)
-                report("fund", 0, transfers)
-                funding = [node.admit_tx(tx, tx_id(tx.body)) for tx in issues]
-                _wait_ok(funding)
-                report("fund", transfers, transfers)
-                height = node.store.tip()[0]
-                raws = []
-                for start in range(0, len(coins), 1000):
-                    raws.extend(_transfers(coins[start : start + 1000], height + 900))
-                    report("sign", min(start + 1000, len(coins)), len(coins))
-                first_height = node.store.tip()[0]
-                started = time.perf_counter()
-                _wait_ok(_submit_all(node, raws, threads))
-                elapsed = time.perf_counter() - started
-                results.append(
-                    PipelineResult(
-                        transfers=transfers,
-                        seconds=elapsed,
-                        blocks=node.store.tip()[0] - first_height,
-                    )
-                )
-                report("measure", round_no + 1, rounds)
-        finally:
-            orderer.stop()
-            node.stop()
-            store.close()
-        return results
+    results = []
+    with bench_node(directory, mempool_max=transfers + 1000) as (node, _):
+        for round_no in range(rounds):
+            results.append(measure_round(node, transfers, round_no * 10_000_000, threads, report))
+            report("measure", round_no + 1, rounds)
+    return results

@@ -53,6 +53,15 @@ def bench(
             help="Instead, time every explorer page over a store of --blocks blocks.",
         ),
     ] = False,
+    state_growth: Annotated[
+        str | None,
+        typer.Option(
+            "--state-growth",
+            help="Also measure the pipeline over stores prefilled with these many coins, "
+            "comma-separated (the issue's figure: 1000000,10000000; about 10 minutes).",
+            show_default=False,
+        ),
+    ] = None,
     blocks: Annotated[
         int, typer.Option("--blocks", help="Blocks in the store for --explorer.", min=10)
     ] = 100_000,
@@ -98,6 +107,7 @@ def bench(
                     rounds=rounds,
                     progress=report,
                     api=not no_api,
+                    state_growth=_sizes(state_growth),
                 )
         except OSError as exc:
             raise CliError(f"the benchmark could not use its temporary directory: {exc}") from None
@@ -126,6 +136,15 @@ def bench(
         table.add_row("p50_ms", f"{figures['p50_ms']:,.1f}", "submit to commit, half api_batch")
         table.add_row("p99_ms", f"{figures['p99_ms']:,.1f}", "submit to commit, half api_batch")
         table.add_row("ratio_api", f"{figures['ratio_api']:.3f}", "api_batch / ceiling")
+    growth = figures["state_growth"]
+    if growth is not None:
+        for size, row in growth["sizes"].items():
+            table.add_row(
+                f"pipeline at {int(size):,} coins",
+                f"{row['pipeline']:,.0f}/s",
+                f"heap {row['heap_mib']} MiB, LMDB {row['lmdb_bytes_per_coin']:.0f} B/coin",
+            )
+        table.add_row("kept", f"{growth['kept']:.3f}", "largest-store rate / smallest")
     machine = figures["machine"]
     table.caption = (
         f"median of {figures['rounds']} rounds of {figures['transfers_per_round']:,} transfers; "
@@ -147,3 +166,15 @@ def _print_explorer(figures: dict[str, Any]) -> None:  # Any: the benchmark's JS
         f" store filled in {figures['fill_s']:.0f} s"
     )
     console.print(table)
+
+
+def _sizes(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(","))
+    except ValueError:
+        raise CliError(f"--state-growth takes comma-separated coin counts, not {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise CliError("--state-growth counts must be positive")
+    return sizes
