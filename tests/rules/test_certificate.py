@@ -10,7 +10,13 @@ from tally.model import (
     block_hash,
     encode,
 )
-from tally.rules import CertificateError, check_certificate, commit_message, quorum_size
+from tally.rules import (
+    CertificateError,
+    check_certificate,
+    commit_message,
+    quorum_size,
+    sign_certificate,
+)
 
 from .helpers import CHAIN_ID, MALLORY, key, pub
 
@@ -135,3 +141,11 @@ def test_certificate_rejects_signature_over_another_chain():
     forged = msgspec.structs.replace(stolen, block_hash=block_hash(HEADER))
     error = expect_invalid(forged)
     assert error.detail == {"signer": 0}
+
+
+def test_sign_certificate_makes_a_certificate_that_checks_in_signer_order():
+    digest = block_hash(HEADER)
+    signers = [(2, key(MEMBER_KEYS[2])), (0, key(MEMBER_KEYS[0])), (1, key(MEMBER_KEYS[1]))]
+    certificate = sign_certificate(CHAIN_ID, HEADER.height, digest, 0, signers)
+    assert certificate == certify([0, 1, 2])
+    check_certificate(certificate, HEADER, MEMBERS, verify)

@@ -38,7 +38,7 @@ from tally.model import (
 )
 from tally.model.coin import Coin
 from tally.model.types import Amount
-from tally.rules import BlockContext, BlockOutcome, apply_block, build_header, commit_message
+from tally.rules import BlockContext, BlockOutcome, apply_block, build_header, sign_certificate
 from tally.store import LedgerStore
 
 CHAIN_ID = "tally-test"
@@ -184,14 +184,7 @@ def prepare_block(
     outcome = apply_block(ledger, txs, ctx, verify, txids)
     header = build_header(ctx, Hash32(tip_hash if prev_hash is None else prev_hash), txids, outcome)
     block = Block(header=header, txs=tuple(txs), receipts=tuple(outcome.receipts))
-    digest = block_hash(header)
-    message = commit_message(CHAIN_ID, header.height, digest, 0)
-    certificate = CommitCertificate(
-        height=header.height,
-        block_hash=digest,
-        view=0,
-        signatures=(Signature(signer=0, sig=SignatureBytes(NODE.sign(message))),),
-    )
+    certificate = sign_certificate(CHAIN_ID, header.height, block_hash(header), 0, [(0, NODE)])
     return PreparedBlock(block=block, certificate=certificate, txids=txids, outcome=outcome)
 
 

@@ -23,9 +23,8 @@ from tally.consensus.orderer import Application, ProposalT
 from tally.crypto.schnorr import PrivateKey
 from tally.model.block import CommitCertificate
 from tally.model.encoding import block_hash
-from tally.model.tx import Signature
-from tally.model.types import BlockHash, Height, SignatureBytes
-from tally.rules.certificate import commit_message
+from tally.model.types import BlockHash, Height
+from tally.rules.certificate import sign_certificate
 
 __all__ = ["SoloOrderer"]
 
@@ -80,13 +79,12 @@ class SoloOrderer(Generic[ProposalT]):
 
     def certify(self, proposal_hash: bytes, height: int) -> CommitCertificate:
         """Sign the commit certificate of the block with hash `proposal_hash`."""
-        msg = commit_message(self._app.chain_id, Height(height), BlockHash(proposal_hash), 0)
-        signature = Signature(signer=self._signer, sig=SignatureBytes(self._key.sign(msg)))
-        return CommitCertificate(
-            height=Height(height),
-            block_hash=BlockHash(proposal_hash),
-            view=0,
-            signatures=(signature,),
+        return sign_certificate(
+            self._app.chain_id,
+            Height(height),
+            BlockHash(proposal_hash),
+            0,
+            [(self._signer, self._key)],
         )
 
     def _hand_over(self, item: tuple[ProposalT, CommitCertificate] | None) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from tally.crypto.schnorr import PrivateKey
 from tally.model.address import address_of
-from tally.model.block import Block, CommitCertificate
+from tally.model.block import Block
 from tally.model.coin import Coin, coin_id
 from tally.model.encoding import block_hash, tx_id
 from tally.model.genesis import AssetEntry, Genesis, Member
@@ -31,7 +31,6 @@ from tally.model.tx import Issue, Signature, SignedTx, Transfer, Witness, sighas
 from tally.model.types import (
     Amount,
     AssetCode,
-    BlockHash,
     CoinId,
     Hash32,
     Height,
@@ -41,7 +40,7 @@ from tally.model.types import (
 )
 from tally.rules.apply import apply_block
 from tally.rules.block import build_header
-from tally.rules.certificate import commit_message
+from tally.rules.certificate import sign_certificate
 from tally.rules.state import BlockContext
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
@@ -117,13 +116,8 @@ def append_block(
     outcome = apply_block(store, txs, ctx, verify or verify_schnorr, txids)
     header = build_header(ctx, tip_hash, txids, outcome)
     block = Block(header=header, txs=tuple(txs), receipts=tuple(outcome.receipts))
-    digest = block_hash(header)
-    signature = key.sign(commit_message(ctx.chain_id, next_height, BlockHash(digest), 0))
-    certificate = CommitCertificate(
-        height=next_height,
-        block_hash=BlockHash(digest),
-        view=0,
-        signatures=(Signature(signer=signer, sig=SignatureBytes(signature)),),
+    certificate = sign_certificate(
+        ctx.chain_id, next_height, block_hash(header), 0, [(signer, key)]
     )
     store.commit_block(block, certificate, txids, outcome)
     return block

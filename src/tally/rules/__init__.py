@@ -7,6 +7,7 @@ from tally.rules.certificate import (
     check_certificate,
     commit_message,
     quorum_size,
+    sign_certificate,
 )
 from tally.rules.errors import *  # noqa: F403 - the rule errors are part of the public API
 from tally.rules.errors import __all__ as _error_names
@@ -33,6 +34,7 @@ __all__ = [
     "BlockOutcome",
     "check_certificate",
     "commit_message",
+    "sign_certificate",
     "quorum_size",
     "CertificateError",
     "BlockMismatchError",

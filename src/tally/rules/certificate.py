@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tally.crypto.hashing import tagged_hash
+from tally.crypto.schnorr import PrivateKey
 from tally.model.block import CommitCertificate, Header
 from tally.model.encoding import block_hash, encode
 from tally.model.genesis import Member
 from tally.model.rejection import Rejection
-from tally.model.types import BlockHash, Hash32, Height
+from tally.model.tx import Signature
+from tally.model.types import BlockHash, Hash32, Height, SignatureBytes
 from tally.rules.locks import Verifier
 
-__all__ = ["commit_message", "quorum_size", "check_certificate", "CertificateError"]
+__all__ = [
+    "commit_message",
+    "sign_certificate",
+    "quorum_size",
+    "check_certificate",
+    "CertificateError",
+]
 
 
 class CertificateError(Rejection):
@@ -28,6 +38,29 @@ def quorum_size(member_count: int) -> int:
 def commit_message(chain_id: str, height: Height, digest: BlockHash, view: int) -> Hash32:
     """The 32-byte message a member signs to commit block `digest` at `height` in `view`."""
     return Hash32(tagged_hash("tally/commit", encode((chain_id, height, digest, view))))
+
+
+def sign_certificate(
+    chain_id: str,
+    height: Height,
+    digest: BlockHash,
+    view: int,
+    signers: Sequence[tuple[int, PrivateKey]],
+) -> CommitCertificate:
+    """A certificate of block `digest` signed by each `(member index, key)` in `signers`.
+
+    Signing is deterministic (BIP-340 with zero auxiliary randomness), so this stays pure.
+    """
+    msg = commit_message(chain_id, height, digest, view)
+    return CommitCertificate(
+        height=height,
+        block_hash=digest,
+        view=view,
+        signatures=tuple(
+            Signature(signer=index, sig=SignatureBytes(key.sign(msg)))
+            for index, key in sorted(signers, key=lambda pair: pair[0])
+        ),
+    )
 
 
 def check_certificate(
