@@ -13,6 +13,7 @@ FORBIDDEN = {
     "time", "random", "os", "socket", "asyncio", "threading", "subprocess", "datetime",
     "secrets", "lmdb", "sqlite3", "sqlalchemy", "httpx", "fastapi", "uvicorn", "requests",
     "tally.store", "tally.node", "tally.consensus", "tally.client", "tally.cli", "tally.bench",
+    "tally.wallet", "tally.services", "tally.explorer",
 }  # fmt: skip
 
 

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 from pathlib import Path
 
 from tally.model import Rejection, all_rejection_classes
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rejections.md"
 
-MODULES = ("tally.rules", "tally.store", "tally.node.errors")
+MODULES = (
+    "tally.rules",
+    "tally.store",
+    "tally.node.errors",
+    "tally.wallet",
+    "tally.services",
+)
 """Packages whose rejection classes the document lists, besides `tally.model`."""
 
 TABLE_RULE = "| --- | --- | --- | --- |"
@@ -27,6 +34,8 @@ LAYERS = (
     ("tally.rules", "Ledger rules (`tally.rules`)"),
     ("tally.store", "Storage (`tally.store`)"),
     ("tally.node", "Node and HTTP API (`tally.node`)"),
+    ("tally.wallet", "Wallets and payment requests (`tally.wallet`)"),
+    ("tally.services", "Issuer and operator services (`tally.services`)"),
 )
 
 
@@ -35,7 +44,10 @@ def import_all() -> list[str]:
     failed = []
     for name in MODULES:
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+                if not info.name.endswith("__main__"):
+                    importlib.import_module(info.name)
         except ImportError:
             failed.append(name)
     return failed

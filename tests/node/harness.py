@@ -18,7 +18,7 @@ from tally.node.config import render_config
 from tally.node.keyfile import write_key
 from tests.rules.helpers import MEMBER, key
 
-__all__ = ["NodeProcess", "free_port", "make_node_dir"]
+__all__ = ["ServiceProcess", "NodeProcess", "free_port", "make_node_dir"]
 
 
 def free_port() -> int:
@@ -41,29 +41,39 @@ def make_node_dir(root: Path, genesis: Genesis, port: int) -> Path:
 
 
 @dataclass
-class NodeProcess:
-    """One node process; its output goes to a log file kept beside its data."""
+class ServiceProcess:
+    """One process serving HTTP on loopback (a node or a service); its output goes to a log
+    file in `directory`, one per start, kept for reading when a test fails."""
 
-    node_dir: Path
+    directory: Path
     port: int
+    module: str = "tally.node"
+    """The module run with `python -m MODULE DIRECTORY`."""
+    health_path: str = "/v1/status"
+    """A GET that answers 200 once the process serves."""
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        """The node's API base URL."""
+        """The API base URL."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def name(self) -> str:
+        """The module's last part, for log names."""
+        return self.module.rsplit(".", 1)[-1]
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the process and wait until its API answers."""
         self.starts += 1
-        log = self.node_dir / f"node-{self.starts}.log"
+        log = self.directory / f"{self.name}-{self.starts}.log"
         self.logs.append(log)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tally.node", str(self.node_dir)],
+                [sys.executable, "-m", self.module, str(self.directory)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -71,14 +81,16 @@ class NodeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"node exited with {self.process.returncode}: {log.read_text()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}: {log.read_text()}"
+                )
             try:
-                if httpx.get(self.url + "/v1/status", timeout=1.0).status_code == 200:
+                if httpx.get(self.url + self.health_path, timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise TimeoutError(f"node did not answer within {timeout} s: {log.read_text()}")
+        raise TimeoutError(f"{self.name} did not answer within {timeout} s: {log.read_text()}")
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or clean up."""
@@ -96,3 +108,8 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(timeout=10)
+
+
+def NodeProcess(node_dir: Path, port: int) -> ServiceProcess:  # noqa: N802 - reads as a class
+    """A node process serving from `node_dir` on `port`."""
+    return ServiceProcess(node_dir, port)

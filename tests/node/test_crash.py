@@ -105,7 +105,7 @@ def test_node_killed_under_load_keeps_every_acknowledged_transaction(tmp_path: P
     rng = random.Random(seed)
     port = free_port()
     node = NodeProcess(make_node_dir(tmp_path, make_genesis(), port), port)
-    node_dir = node.node_dir
+    node_dir = node.directory
     node.start()
     issue = make_issue("CNY", [coin("CNY", 10**12, ALICE) for _ in range(LANES)])
     response = httpx.post(node.url + "/v1/txs?wait=commit", content=encode(issue), headers=OCTET)

@@ -373,10 +373,11 @@ class Node:
         self.stop()
 
     def status(self) -> dict[str, Any]:
-        """Chain id, height, tip hash, state commitment and mempool size."""
+        """Chain id, address prefix, height, tip hash, state commitment and mempool size."""
         height, tip_hash = self.store.tip()
         return {
             "chain_id": self.chain_id,
+            "hrp": self.genesis.hrp,
             "node": self.name,
             "height": height,
             "block_hash": tip_hash.hex(),

@@ -21,17 +21,18 @@ from tally.node.keyfile import read_key
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
 
-__all__ = ["open_node", "run_node", "read_genesis"]
+__all__ = ["GracefulServer", "open_node", "run_node", "read_genesis"]
 
 log = logging.getLogger(__name__)
 
 
-class _Server(uvicorn.Server):
+class GracefulServer(uvicorn.Server):
     """uvicorn's server, minus re-raising SIGINT/SIGTERM after its shutdown.
 
     uvicorn restores the previous handlers and raises the captured signal again once it has
     stopped serving, which kills the process before the orderer is stopped and the store is
-    closed. Here a signal only asks the server to exit; `run_node` then cleans up and returns.
+    closed. Here a signal only asks the server to exit; the caller then cleans up and returns.
+    The services run under it too.
     """
 
     @contextlib.contextmanager
@@ -93,7 +94,7 @@ def run_node(
     app = create_app(node, verify_threads=config.verify_threads)
     if configure is not None:
         configure(app, node)
-    server = _Server(
+    server = GracefulServer(
         uvicorn.Config(
             app,
             host=config.api_host,

@@ -1,0 +1,1 @@
+"""The issuer and operator services: their own HTTP APIs and databases."""

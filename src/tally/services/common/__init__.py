@@ -1,0 +1,1 @@
+"""What the issuer and operator services share: database, errors, request auth, HTTP client."""

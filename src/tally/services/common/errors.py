@@ -1,0 +1,109 @@
+"""Refusals of the services, and the one place they become HTTP answers.
+
+Every refusal is a `Rejection` answered as `{"code", "message", "detail"}` with its status:
+401 when the caller did not prove who it is, 403 when it may not do what it asked, 4xx for bad
+input. A refusal changes nothing, and the service goes on serving.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from tally.model.rejection import Rejection
+from tally.node.errors import BadRequestError
+from tally.wallet.errors import InsufficientFundsError, LimitExceededError
+
+__all__ = [
+    "ServiceRejection",
+    "AuthMissingError",
+    "AuthInvalidError",
+    "ForbiddenError",
+    "NotFoundError",
+    "BadRequestError",
+    "IdempotencyConflictError",
+    "UpstreamError",
+    "LimitExceededError",
+    "InsufficientFundsError",
+    "install_error_handlers",
+]
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRejection(Rejection):
+    """A service refuses a request (a grouping class)."""
+
+
+class AuthMissingError(ServiceRejection):
+    """The request carries no credential: no signature headers and no bearer token."""
+
+    code = "auth.missing"
+    http_status = 401
+
+
+class AuthInvalidError(ServiceRejection):
+    """The credential does not hold: a bad signature, an unknown token or key, a stale time."""
+
+    code = "auth.invalid"
+    http_status = 401
+
+
+class ForbiddenError(ServiceRejection):
+    """The caller is known but may not do this: another customer's or operator's account."""
+
+    code = "auth.forbidden"
+    http_status = 403
+
+
+class NotFoundError(ServiceRejection):
+    """No such customer, operator, request or record."""
+
+    code = "service.not_found"
+    http_status = 404
+
+
+class IdempotencyConflictError(ServiceRejection):
+    """The idempotency key was used before for a different request."""
+
+    code = "idempotency.conflict"
+    http_status = 409
+
+
+class UpstreamError(ServiceRejection):
+    """A service this one depends on (the node, the issuer) did not answer or refused."""
+
+    code = "service.upstream"
+    http_status = 502
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is malformed"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every refusal with its code and status, and hide internal errors behind a 500."""
+
+    @app.exception_handler(Rejection)
+    async def on_rejection(_: Request, exc: Rejection) -> JSONResponse:
+        return JSONResponse(status_code=exc.http_status, content=exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        rejection = BadRequestError(_validation_message(exc))
+        return JSONResponse(status_code=400, content=rejection.to_dict())
+
+    @app.exception_handler(Exception)
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error serving %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(
+            status_code=500,
+            content={"code": "service.internal", "message": "internal error", "detail": {}},
+        )
