@@ -28,9 +28,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: lint, then the whole test suite (fuzzing 20 s per target, 5 crash-restarts)
+## test: lint, then the whole test suite (fuzzing 20 s per target, 5 crash-restarts); the
+## service tests run on SQLite and on a throwaway PostgreSQL cluster the suite starts itself
 test: lint
 	sh scripts/install-browser.sh
+	sh scripts/install-postgres.sh
 	$(BIN)/python -m pytest -q
 
 ## test-slow: the long runs: an hour of fuzzing per decoder, 50 crash-restarts, 500 property runs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +9,12 @@ import pytest
 
 from tests.node.harness import ServiceProcess, free_port, make_node_dir
 from tests.rules.helpers import make_genesis
+from tests.services.postgres import PostgresCluster, database_name
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[object]:
+def postgres() -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL cluster for the whole session (started on first use)."""
-    from tests.services.postgres import PostgresCluster  # imported only when PostgreSQL is used
-
     cluster = PostgresCluster()
     cluster.start()
     yield cluster
@@ -28,8 +26,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL: every service test runs once on each kind."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'service.sqlite'}"
-    cluster = request.getfixturevalue("postgres")
-    return str(cluster.new_database(f"t_{uuid.uuid4().hex[:16]}"))  # type: ignore[attr-defined]
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database(database_name(request.node.nodeid))
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,9 @@ def test_the_dependency_and_the_client_agree_over_http() -> None:
     install_error_handlers(app)
 
     @app.post("/v1/echo")
-    async def echo(payload: dict[str, int], who: PublicKey = Depends(signed_key)) -> dict[str, object]:
+    async def echo(
+        payload: dict[str, int], who: PublicKey = Depends(signed_key)
+    ) -> dict[str, object]:
         return {"who": who.hex(), "amount": payload["amount"]}
 
     with TestClient(app) as http:
