@@ -9,6 +9,7 @@ from typing import Any  # Any: the API's JSON answers
 from starlette.testclient import TestClient
 
 from tally.model import address_of, encode, tx_id
+from tally.model.params import Params
 from tally.node.core import Node
 from tests.rules.helpers import (
     ALICE,
@@ -65,6 +66,8 @@ def test_transfer_commits_and_every_query_shows_it(api: TestClient) -> None:
     status = api.get("/v1/status").json()
     assert status["height"] == result["height"]
     assert status["mempool_size"] == 0
+    assert (status["chain_id"], status["hrp"]) == ("tally-test", "tly")
+    assert status["max_window"] == Params().max_window
 
 
 def test_json_submission_is_accepted_like_canonical_bytes(api: TestClient) -> None:

@@ -378,6 +378,7 @@ class Node:
         return {
             "chain_id": self.chain_id,
             "hrp": self.genesis.hrp,
+            "max_window": self.store.governance().params.max_window,
             "node": self.name,
             "height": height,
             "block_hash": tip_hash.hex(),
