@@ -119,3 +119,20 @@ def test_the_client_reports_an_unreachable_service() -> None:
         client.get("/v1/health")
     assert caught.value.code == "service.unreachable"
     assert caught.value.status == 0
+
+
+def test_unknown_routes_and_methods_answer_with_a_code() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/v1/thing")
+    def thing() -> dict[str, int]:
+        return {"n": 1}
+
+    with TestClient(app) as http:
+        missing = http.get("/v1/nothing")
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "service.not_found"
+        wrong = http.post("/v1/thing")
+        assert wrong.status_code == 405
+        assert wrong.json()["code"] == "request.method"

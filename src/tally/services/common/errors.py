@@ -12,6 +12,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tally.model.rejection import Rejection
 from tally.node.errors import BadRequestError
@@ -99,6 +100,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         rejection = BadRequestError(_validation_message(exc))
         return JSONResponse(status_code=400, content=rejection.to_dict())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes and wrong methods answer in our shape too, with a stable code.
+        if exc.status_code == 404:
+            code, message = NotFoundError.code, f"no such endpoint: {request.url.path}"
+        elif exc.status_code == 405:
+            code, message = "request.method", f"{request.method} is not allowed here"
+        else:
+            code, message = "request.http", str(exc.detail)
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"code": code, "message": message, "detail": {}},
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def on_error(request: Request, exc: Exception) -> JSONResponse:

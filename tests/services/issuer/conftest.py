@@ -1,0 +1,50 @@
+"""Fixtures of the issuer tests: per database kind, a node and an issuer for the package."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tally.services.issuer.config import init_issuer_dir
+from tests.node.harness import ServiceProcess, free_port, make_node_dir
+from tests.rules.helpers import CNY_ISSUER, key, make_genesis
+from tests.services.issuer.helpers import ASSET, ISSUER_MODULE, IssuerEnv
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
+def issuer_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IssuerEnv]:
+    """A fresh ledger node and an issuer over a fresh database of each kind.
+
+    Shared by every issuer test of that kind (pytest runs all tests of one kind, then the
+    other): each test registers its own operators, and the books balance after each one.
+    """
+    root = tmp_path_factory.mktemp(f"issuer-{request.param}")
+    node_port = free_port()
+    (root / "net").mkdir()
+    node = ServiceProcess(make_node_dir(root / "net", make_genesis(), node_port), node_port)
+    node.start()
+    database = None  # SQLite: the default file in the issuer's directory
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("postgres")
+        database = cluster.new_database(f"issuer_{uuid.uuid4().hex[:16]}")
+    port = free_port()
+    directory = root / "issuer"
+    token = init_issuer_dir(
+        directory,
+        asset=ASSET,
+        issuer_key=key(CNY_ISSUER),
+        node_url=node.url,
+        port=port,
+        database=database,
+    )
+    issuer = ServiceProcess(directory, port, module=ISSUER_MODULE, health_path="/v1/health")
+    try:
+        issuer.start()
+        yield IssuerEnv(request.param, node, issuer, directory, token)
+    finally:
+        issuer.stop()
+        node.stop()
