@@ -15,11 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: a local single-node network: API and explorer on http://127.0.0.1:7545
+## run: a local two-tier network: node + explorer on :7545, issuer :7546, Banks A and B :7547/:7548
 run: $(STAMP)
-	@test -f $(NETWORK)/genesis.bin || $(BIN)/tally init $(NETWORK)
-	@echo "API: http://127.0.0.1:7545/docs   explorer: http://127.0.0.1:7545/explorer/"
-	$(BIN)/tally node start $(NETWORK)
+	$(BIN)/tally demo $(NETWORK)
 
 ## lint: formatting, lint rules, types and import layers
 lint: $(STAMP)

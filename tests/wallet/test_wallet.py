@@ -462,15 +462,30 @@ def test_a_send_of_unknown_fate_keeps_its_inputs_until_its_window_passes(
     assert alice.balance() == {"CNY": 800}
 
 
-def test_a_send_the_node_refuses_releases_its_inputs_at_once(make_wallet, client):
+def test_a_send_the_node_refuses_releases_its_inputs_at_once(make_wallet, client, monkeypatch):
     alice, bob = make_wallet(), make_wallet()
     fund(client, alice, "CNY", 800)
     alice.valid_for = 5000  # past the network's max_window of 1000: the node refuses
+    status = alice.client.status
+    # As if the node did not report its window: the wallet's own figure goes out as it is.
+    monkeypatch.setattr(
+        alice.client, "status", lambda: {k: v for k, v in status().items() if k != "max_window"}
+    )
+    monkeypatch.setattr(alice._syncer, "max_window", None)
     with pytest.raises(NodeRejection) as info:
         alice.pay(bob.new_receive_key().public_key, "CNY", 300)
     assert info.value.code == "window.too_far"
     assert alice.store.pending_txs() == []
     assert alice.balance() == {"CNY": 800}
+    monkeypatch.undo()
     alice.valid_for = 100
     assert alice.pay(bob.new_receive_key().public_key, "CNY", 300)["code"] == "ok"
     assert alice.balance() == {"CNY": 500}
+
+
+def test_the_wallet_keeps_its_transactions_within_the_node_window(make_wallet, client):
+    alice, bob = make_wallet(), make_wallet()
+    fund(client, alice, "CNY", 800)
+    alice.valid_for = 5000  # more than max_window: the wallet caps it at what the node reports
+    tx = alice.build_payment(bob.new_receive_key().public_key, "CNY", 300)
+    assert tx.body.valid_until == alice.height + 1000

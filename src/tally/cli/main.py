@@ -8,7 +8,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tally.cli import bench, explorer, keys, node, payments, queries, transactions
+from tally.cli import (
+    banking,
+    bench,
+    demo,
+    explorer,
+    issuer,
+    keys,
+    node,
+    operator,
+    payments,
+    queries,
+    transactions,
+    wallet,
+)
 from tally.cli.context import JsonOption
 from tally.cli.network import (
     DEFAULT_ASSETS,
@@ -24,7 +37,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="tally",
-    help="Tally: a digital-currency ledger. Start with `tally init` and `tally node start`.",
+    help="Tally: a two-tier digital currency. `tally demo` runs a whole local network; "
+    "`tally init` and `tally node start` run a bare node.",
     no_args_is_help=True,
     add_completion=False,
     # A traceback's local variables may hold secret keys; never print them.
@@ -100,10 +114,15 @@ app.command("supply")(queries.supply)
 app.command("status")(queries.status)
 app.command("bench")(bench.bench)
 app.command("explorer")(explorer.explorer)
+app.command("demo")(demo.demo)
 app.add_typer(queries.block_app)
 app.add_typer(transactions.app)
 app.add_typer(keys.app)
 app.add_typer(node.app)
+app.add_typer(wallet.app)
+banking.register_commands(wallet.app)
+app.add_typer(issuer.app)
+app.add_typer(operator.app)
 
 
 def main() -> None:

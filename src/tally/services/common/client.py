@@ -10,7 +10,7 @@ import httpx
 from tally.crypto.schnorr import PrivateKey
 from tally.services.common.auth import sign_headers
 
-__all__ = ["ServiceClient", "ServiceCallError"]
+__all__ = ["ServiceClient", "ServiceCallError", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = 30.0
 
