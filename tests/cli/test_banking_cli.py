@@ -1,7 +1,7 @@
 """`tally wallet enroll|me|load|unload|hosted-pay`: customers and their operator, for real.
 
-The stack of `test_issuer_cli` (node, issuer, operator with its float issued; tier 2 may
-hold at most 800.00) serves the module. Each test makes its own wallets with a low scrypt
+The package's `stack` (`tests.cli.harness`: node, issuer, operator with its float issued;
+tier 2 may hold at most 800.00) serves the module. Each test makes its own wallets with a low scrypt
 cost and its own customers, and checks the money on both sides: the deposit at the
 operator, the wallet's coins, the float, and the issuer's audit.
 """
@@ -9,13 +9,11 @@ operator, the wallet's coins, the float, and the issuer's audit.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from tally.client import NodeClient
 from tally.client.wire import coins_from_json
@@ -26,26 +24,14 @@ from tally.node.keyfile import new_key
 from tally.services.common.client import ServiceCallError
 from tally.services.operator.client import OperatorClient
 from tally.wallet.wallet import Wallet
-from tests.cli.test_issuer_cli import Stack, build_stack, root, wait_balanced
+from tests.cli.harness import Stack, help_text, wait_balanced
 from tests.node.harness import free_port
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("clean_environment")]
 
 PASSWORD = "banking test password"  # noqa: S105 - a test password
 FAST_N = 2**10
-_ENVIRONMENT = ("TALLY_WALLET", "TALLY_WALLET_PASSWORD", "TALLY_OPERATOR_URL", "TALLY_NETWORK")
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from build_stack(tmp_path_factory)
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
 
 
 @dataclass
@@ -249,6 +235,24 @@ def test_a_load_repeated_with_its_idempotency_key_moves_money_once(stack, tmp_pa
     assert customer.json("me")["deposit"] == 7_000
 
 
+def test_a_repeated_load_is_recognised_when_the_operator_writes_amounts_as_strings(
+    stack, tmp_path, monkeypatch
+):
+    customer = enrolled(stack, tmp_path, deposit="10.00")
+    first = customer.json("load", "--amount", "4.00", "--idempotency-key", "strings-1")
+    real_history = OperatorClient.history
+
+    def as_strings(self: Any) -> Any:
+        return [{**entry, "amount": str(entry["amount"])} for entry in real_history(self)]
+
+    monkeypatch.setattr(OperatorClient, "history", as_strings)
+    again = customer.json("load", "--amount", "4.00", "--idempotency-key", "strings-1")
+    assert again["journal_id"] == first["journal_id"]
+    assert customer.json("me")["deposit"] == 600
+    line = customer.fails("load", "--amount", "5.00", "--idempotency-key", "strings-1")
+    assert "was used for a load of 4.00" in line
+
+
 def test_an_unload_repeated_with_its_idempotency_key_moves_money_once(stack, tmp_path):
     customer = enrolled(stack, tmp_path, deposit="50.00")
     customer.json("load", "--amount", "50.00")
@@ -384,6 +388,26 @@ def test_hosted_pay_needs_a_token_and_a_public_key(stack):
     ],
 )
 def test_the_help_of_each_command_says_what_it_does(command, says):
-    result = CliRunner().invoke(root, ["wallet", command, "--help"])
-    assert result.exit_code == 0, result.output
-    assert says in " ".join(result.output.split())
+    assert says in help_text("wallet", command)
+
+
+def test_offline_limits_come_from_the_customers_tier_at_the_operator(stack, tmp_path):
+    customer = enrolled(stack, tmp_path)
+    limits = customer.json("me")["limits"]
+    # `operator init --tier 2:800.00:300.00` sets the online limits; the offline ones default.
+    assert (limits["offline_payment_limit"], limits["offline_hops"]) == (50_000, 2)
+    setup = stack.json(
+        "wallet", "offline", "setup", "--genesis", str(stack.network / "genesis.bin"),
+        "--operator", stack.operator.url,
+        "--wallet", str(customer.directory), "--password-file", str(customer.password_file),
+    )  # fmt: skip
+    assert setup["max_payment"] == limits["offline_payment_limit"]
+    assert setup["max_unsettled"] == limits["offline_unsettled_limit"]
+    assert setup["max_hops"] == 2
+    # An option still wins over the tier.
+    narrower = stack.json(
+        "wallet", "offline", "setup", "--genesis", str(stack.network / "genesis.bin"),
+        "--operator", stack.operator.url, "--max-hops", "1",
+        "--wallet", str(customer.directory), "--password-file", str(customer.password_file),
+    )  # fmt: skip
+    assert narrower["max_hops"] == 1

@@ -1,205 +1,24 @@
 """`tally issuer` against real processes: a node made by `tally init`, an issuer, an operator.
 
-The module's stack (`stack`, shared with the operator and banking CLI tests, which import
-it) is built through the command line itself: `issuer init` and `operator init` over the
-network directory, then the services run as processes, `issuer add-operator --operator-dir`
-registers the operator, `issuer fund` credits its reserve, and `operator rebalance` has the
-issuer issue the float. Commands run in-process through typer's runner on an app that
-registers the sub-apps the way `tally.cli.main` does.
+The package's `stack` (`tests.cli.harness`) was set up through these commands; the tests
+here check what that left, then run the commands again on it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import stat
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import typer
-from typer.testing import CliRunner, Result
 
-import tally
-from tally.cli import banking
-from tally.cli import issuer as issuer_cli
-from tally.cli import operator as operator_cli
-from tally.cli.network import create_network
+from tally.cli.services import write_token_file
 from tally.services.common.auth import hash_token
 from tally.services.issuer.config import load_issuer_config
-from tests.node.harness import ServiceProcess, free_port
+from tests.cli.harness import RESERVE, help_text, serve_in_foreground, wait_balanced
+from tests.node.harness import free_port
 
-pytestmark = pytest.mark.network
-
-ISSUER_MODULE = "tally.services.issuer"
-OPERATOR_MODULE = "tally.services.operator"
-RESERVE = "1000000.00"
-SRC = str(Path(tally.__file__).resolve().parents[1])
-ENVIRONMENT = (
-    "TALLY_NETWORK",
-    "TALLY_WALLET",
-    "TALLY_WALLET_PASSWORD",
-    "TALLY_NODE",
-    "TALLY_ISSUER_URL",
-    "TALLY_ISSUER_ADMIN_TOKEN",
-    "TALLY_OPERATOR_URL",
-    "TALLY_OPERATOR_ADMIN_TOKEN",
-)
-
-# The registrations `tally.cli.main` makes (the wallet group gets the banking commands).
-root = typer.Typer(name="tally")
-root.add_typer(issuer_cli.app)
-root.add_typer(operator_cli.app)
-wallet_group = typer.Typer(name="wallet")
-banking.register_commands(wallet_group)
-root.add_typer(wallet_group)
-
-
-def tally_cli(runner: CliRunner, *args: str, code: int = 0) -> Result:
-    result = runner.invoke(root, list(args))
-    assert result.exit_code == code, (args, result.output, result.exception)
-    return result
-
-
-def error_line(result: Result) -> str:
-    """The one `error: ...` line a failing command printed."""
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1, result.output
-    return lines[0]
-
-
-@dataclass
-class Stack:
-    """A node, an issuer and an operator on loopback, set up through the command line."""
-
-    root: Path
-    network: Path
-    node: ServiceProcess
-    issuer: ServiceProcess
-    operator: ServiceProcess
-    issuer_dir: Path
-    operator_dir: Path
-    issuer_init: dict[str, Any]
-    operator_init: dict[str, Any]
-    registered: dict[str, Any]
-    funded: dict[str, Any]
-    rebalanced: dict[str, Any]
-    runner: CliRunner = field(default_factory=CliRunner)
-
-    def __call__(self, *args: str, code: int = 0) -> Result:
-        return tally_cli(self.runner, *args, code=code)
-
-    def json(self, *args: str) -> Any:  # Any: the command's JSON document
-        return json.loads(self(*args, "--json").stdout)
-
-    def fails(self, *args: str) -> str:
-        return error_line(self.runner.invoke(root, list(args)))
-
-    def issuer_admin(self, *args: str) -> Any:  # Any: JSON
-        return self.json("issuer", *args, "--dir", str(self.issuer_dir))
-
-    def operator_admin(self, *args: str) -> Any:  # Any: JSON
-        return self.json("operator", *args, "--dir", str(self.operator_dir))
-
-    @property
-    def operator_id(self) -> int:
-        return int(self.registered["id"])
-
-    def audit(self) -> Any:  # Any: JSON
-        return self.json("issuer", "audit", "--url", self.issuer.url)
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
-
-
-def build_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Set up a node, an issuer and an operator through the CLI; stop them after the yield."""
-    base = tmp_path_factory.mktemp("services")
-    runner = CliRunner()
-    network = base / "net"
-    node_port, issuer_port, operator_port = free_port(), free_port(), free_port()
-    create_network(network, port=node_port, assets=("CNY",))
-    node = ServiceProcess(network / "node0", node_port)
-    issuer_dir, operator_dir = base / "issuer", base / "operator"
-    issuer = ServiceProcess(issuer_dir, issuer_port, module=ISSUER_MODULE, health_path="/v1/health")
-    operator = ServiceProcess(
-        operator_dir, operator_port, module=OPERATOR_MODULE, health_path="/v1/health"
-    )
-
-    def run(*args: str) -> Any:  # Any: JSON
-        with pytest.MonkeyPatch.context() as patch:
-            for name in ENVIRONMENT:
-                patch.delenv(name, raising=False)
-            return json.loads(tally_cli(runner, *args, "--json").stdout)
-
-    node.start()
-    try:
-        issuer_init = run(
-            "issuer", "init", str(issuer_dir), "--network", str(network),
-            "--port", str(issuer_port),
-        )  # fmt: skip
-        issuer.start()
-        operator_init = run(
-            "operator", "init", str(operator_dir), "--network", str(network),
-            "--issuer-url", issuer.url, "--name", "bank-a", "--port", str(operator_port),
-            "--float-low", "1000.00", "--float-target", "5000.00", "--float-high", "100000.00",
-            "--tier", "2:800.00:300.00",
-        )  # fmt: skip
-        registered = run(
-            "issuer", "add-operator", "--operator-dir", str(operator_dir),
-            "--dir", str(issuer_dir),
-        )  # fmt: skip
-        funded = run(
-            "issuer", "fund", str(registered["id"]), "--amount", RESERVE,
-            "--dir", str(issuer_dir),
-        )  # fmt: skip
-        operator.start()
-        rebalanced = run("operator", "rebalance", "--dir", str(operator_dir))
-        yield Stack(
-            base,
-            network,
-            node,
-            issuer,
-            operator,
-            issuer_dir,
-            operator_dir,
-            issuer_init,
-            operator_init,
-            registered,
-            funded,
-            rebalanced,
-            runner,
-        )
-    finally:
-        for process in (operator, issuer, node):
-            process.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    yield from build_stack(tmp_path_factory)
-
-
-def wait_balanced(stack: Stack, timeout: float = 10.0) -> Any:  # Any: the audit's JSON
-    """The issuer's audit once it balances (a redemption is released a moment after its block)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        audit = stack.audit()
-        if audit["balanced"] or time.monotonic() > deadline:
-            return audit
-        time.sleep(0.1)
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("clean_environment")]
 
 
 # -- init and start ----------------------------------------------------------------------------
@@ -246,40 +65,14 @@ def test_start_runs_the_issuer_in_the_foreground_until_sigterm(stack, tmp_path):
         "issuer", "init", str(directory), "--network", str(stack.network), "--port", str(port),
         "--json",
     )  # fmt: skip
-    path = os.environ.get("PYTHONPATH")
-    env = {**os.environ, "PYTHONPATH": SRC + (os.pathsep + path if path else "")}
-    log = tmp_path / "start.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from tally.cli.issuer import app; app()",
-                "start",
-                str(directory),
-                "--log-level",
-                "warning",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).json()
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        assert health["ok"] is True
-        assert health["asset"] == "CNY"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=20)
-    assert code == 0, log.read_text()
+    health = serve_in_foreground(
+        "from tally.cli.issuer import app; app()",
+        ["start", str(directory), "--log-level", "warning"],
+        f"http://127.0.0.1:{port}/v1/health",
+        tmp_path / "start.log",
+    )
+    assert health["ok"] is True
+    assert health["asset"] == "CNY"
 
 
 def test_start_of_a_directory_without_an_issuer_is_one_clear_error(stack, tmp_path):
@@ -428,6 +221,13 @@ def test_a_bad_amount_is_refused_before_any_call(stack):
     ],
 )
 def test_the_help_of_each_command_says_what_it_does(command, says):
-    result = CliRunner().invoke(root, ["issuer", command, "--help"])
-    assert result.exit_code == 0, result.output
-    assert says in " ".join(result.output.split())
+    assert says in help_text("issuer", command)
+
+
+def test_a_token_file_replacing_an_old_one_is_private(tmp_path):
+    path = tmp_path / "admin.token"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    write_token_file(path, "new-token")
+    assert path.read_text() == "new-token\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

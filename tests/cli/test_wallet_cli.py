@@ -3,16 +3,14 @@
 One node serves the module; each test makes its own wallets with `wallet create` (scrypt
 lowered through the hidden `--scrypt-n`) and funds them with issuances signed by the test
 genesis's issuer key, paid to keys that `wallet address --json` printed. Commands run
-in-process through typer's runner on an app that registers the sub-app the way `tally.cli.main`
-does; the merchant counter runs as its own process, so that its codes can be read while it
-waits for their payments.
+in-process through typer's runner on `tally`'s app; the merchant counter runs as its own
+process, so that its codes can be read while it waits for their payments.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -23,15 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner, Result
 
-import tally
 from tally.cli import wallet as wallet_cli
+from tally.cli.main import app
 from tally.client import NodeClient, make_issue
 from tally.model import Params
 from tally.wallet.keys import derive_key
 from tally.wallet.payment_request import parse_uri, verify_request
+from tests.cli.harness import error_line, help_text, python_env, tally_cli
 from tests.node.harness import NodeProcess, free_port, make_node_dir
 from tests.rules.helpers import (
     CHAIN_ID,
@@ -43,17 +41,12 @@ from tests.rules.helpers import (
     make_genesis,
 )
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("clean_environment")]
 
 PASSWORD = "cli wallet password"  # noqa: S105 - a test password
 FAST_N = "1024"
 ISSUERS = {"CNY": CNY_ISSUER, "USD": USD_ISSUER}
-SRC = str(Path(tally.__file__).resolve().parents[1])
 _nonces = itertools.count(1)
-
-# The registration `tally.cli.main` makes: `app.add_typer(wallet.app)`.
-root = typer.Typer(name="tally")
-root.add_typer(wallet_cli.app)
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +66,6 @@ def client(node_url: str) -> Iterator[NodeClient]:
         yield opened
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TALLY_WALLET", "TALLY_WALLET_PASSWORD", "TALLY_NODE", "TALLY_WALLET_SCRYPT_N"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @dataclass
 class WalletCli:
     """Runs `tally wallet` commands on one wallet directory with its password file."""
@@ -90,20 +77,14 @@ class WalletCli:
 
     def __call__(self, *args: str, code: int = 0, input: str | None = None) -> Result:
         options = ["--wallet", str(self.directory), "--password-file", str(self.password_file)]
-        result = self.runner.invoke(root, ["wallet", *args, *options], input=input)
-        assert result.exit_code == code, (args, result.output, result.exception)
-        return result
+        return tally_cli(self.runner, "wallet", *args, *options, code=code, input=input)
 
     def json(self, *args: str) -> Any:  # Any: the command's JSON document
         return json.loads(self(*args, "--json").stdout)
 
     def fails(self, *args: str, input: str | None = None) -> str:
-        """Run a command that must fail; its output, on one line."""
-        result = self(*args, code=1, input=input)
-        assert result.exception is None or isinstance(result.exception, SystemExit)
-        lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
-        assert len(lines) == 1, result.output
-        return lines[0]
+        """Run a command that must fail; its one error line."""
+        return error_line(self(*args, code=1, input=input))
 
     def receive_key(self) -> str:
         return str(self.json("address")["public_key"])
@@ -171,9 +152,7 @@ def advance(client: NodeClient, blocks: int) -> None:
     ],
 )
 def test_the_help_of_each_command_says_what_it_does(command, says):
-    result = CliRunner().invoke(root, ["wallet", command, "--help"])
-    assert result.exit_code == 0, result.output
-    assert says in " ".join(result.output.split())
+    assert says in help_text("wallet", command)
 
 
 def test_create_prints_identity_and_first_key_and_refuses_to_overwrite(make_wallet, client):
@@ -216,7 +195,7 @@ def test_the_password_is_asked_for_or_read_from_the_environment(node_url, tmp_pa
     runner = CliRunner()
     directory = str(tmp_path / "prompted")
     made = runner.invoke(
-        root,
+        app,
         ["wallet", "create", "--wallet", directory, "--node", node_url, "--json"],
         input="secret words\nsecret words\n",
         env={"TALLY_WALLET_SCRYPT_N": FAST_N},
@@ -225,19 +204,19 @@ def test_the_password_is_asked_for_or_read_from_the_environment(node_url, tmp_pa
     public_key = json.loads(made.stdout)["public_key"]  # the prompts went to stderr
 
     from_env = runner.invoke(
-        root,
+        app,
         ["wallet", "address", "--json"],
         env={"TALLY_WALLET": directory, "TALLY_WALLET_PASSWORD": "secret words"},
     )
     assert from_env.exit_code == 0, from_env.output
     assert json.loads(from_env.stdout)["public_key"] != public_key
     prompted = runner.invoke(
-        root, ["wallet", "balance", "--no-sync", "--wallet", directory], input="secret words\n"
+        app, ["wallet", "balance", "--no-sync", "--wallet", directory], input="secret words\n"
     )
     assert prompted.exit_code == 0, prompted.output
     assert "no coins" in prompted.output
     mismatch = runner.invoke(
-        root,
+        app,
         ["wallet", "create", "--wallet", str(tmp_path / "other"), "--node", node_url],
         input="one\ntwo\n",
         env={"TALLY_WALLET_SCRYPT_N": FAST_N},
@@ -430,14 +409,9 @@ def _read_lines(stream: Any, into: queue.Queue[str]) -> None:
 def test_counter_waits_for_each_payment_and_prints_paid_with_the_txid(make_wallet, client):
     alice, shop = make_wallet("alice"), make_wallet("shop")
     fund(client, alice.receive_key(), "CNY", 10_000)
-    path = os.environ.get("PYTHONPATH")
-    env = {
-        **os.environ,
-        "PYTHONPATH": SRC + (os.pathsep + path if path else ""),
-        "PYTHONUNBUFFERED": "1",
-        "TALLY_WALLET": str(shop.directory),
-        "TALLY_WALLET_PASSWORD": PASSWORD,
-    }
+    env = python_env(
+        PYTHONUNBUFFERED="1", TALLY_WALLET=str(shop.directory), TALLY_WALLET_PASSWORD=PASSWORD
+    )
     command = "from tally.cli.wallet import app; app(prog_name='tally wallet')"
     process = subprocess.Popen(
         [sys.executable, "-c", command, "counter", "--asset", "CNY", "--json"],

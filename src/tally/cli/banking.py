@@ -24,31 +24,39 @@ customer's history at the operator.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Final
 
 import typer
-from rich.table import Table
 
 from tally.cli.amounts import format_amount, parse_amount
 from tally.cli.context import JsonOption
-from tally.cli.issuer import (
+from tally.cli.operator import OPERATOR, movement_view, print_movement
+from tally.cli.output import (
+    CliError,
+    console,
+    details_grid,
+    emit_json,
+    fail,
+    money,
     money_fields,
+    reports_errors,
+)
+from tally.cli.services import (
+    AmountOption,
+    idempotency_option,
     new_idempotency_key,
     read_token_file,
-    reports_service_errors,
 )
-from tally.cli.operator import (
-    DEFAULT_OPERATOR_PORT,
-    OPERATOR_URL_ENV,
-    movement_view,
-    operator_url,
-    print_movement,
+from tally.cli.wallet import (
+    NodeOption,
+    PasswordFileOption,
+    WalletOption,
+    open_wallet,
+    parse_public_key,
 )
-from tally.cli.output import CliError, console, emit_json, fail
-from tally.cli.wallet import NodeOption, PasswordFileOption, WalletOption, open_wallet
-from tally.crypto.schnorr import is_valid_public_key
 from tally.model.encoding import tx_id
 from tally.services.common.client import ServiceCallError
 from tally.services.operator.client import OperatorClient
@@ -56,21 +64,11 @@ from tally.wallet.wallet import Wallet
 
 __all__ = ["register_commands", "enroll", "me", "load", "unload", "hosted_pay"]
 
-_PUBLIC_KEY: Final = re.compile(r"[0-9a-fA-F]{64}")
 _ME_AMOUNTS: Final = ("deposit", "balance", "pending_loads")
 
 # -- options -----------------------------------------------------------------------------------
 
-OperatorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--operator",
-        metavar="URL",
-        help=f"The operator's API (default: ${OPERATOR_URL_ENV}, else "
-        f"http://127.0.0.1:{DEFAULT_OPERATOR_PORT}).",
-        show_default=False,
-    ),
-]
+OperatorOption = Annotated[str | None, OPERATOR.url_option("--operator", from_dir=False)]
 TokenOption = Annotated[
     str | None,
     typer.Option(
@@ -90,24 +88,7 @@ TokenFileOption = Annotated[
         show_default=False,
     ),
 ]
-AmountOption = Annotated[
-    str,
-    typer.Option(
-        "--amount",
-        help="Major units with up to 2 decimals (500.00), or minor units without a point.",
-        show_default=False,
-    ),
-]
-IdempotencyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--idempotency-key",
-        metavar="KEY",
-        help="Repeat a movement safely: a key already used moves no money again "
-        "(default: a fresh one, printed).",
-        show_default=False,
-    ),
-]
+IdempotencyOption = Annotated[str | None, idempotency_option("a movement")]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -121,6 +102,18 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
     if token is not None and not token.strip():
         raise CliError("--token is empty")
     return token.strip() if token is not None else None
+
+
+@contextmanager
+def _signed_in(
+    url: str, wallet_dir: Path | None, password_file: Path | None, node: str | None
+) -> Iterator[tuple[Wallet, OperatorClient]]:
+    """The customer's wallet, and a client of the operator that signs with its identity key."""
+    with (
+        open_wallet(wallet_dir, password_file, node) as wallet,
+        OperatorClient(url, key=wallet.identity_key) as client,
+    ):
+        yield wallet, client
 
 
 def _info(operator: OperatorClient, wallet: Wallet) -> dict[str, Any]:  # Any: JSON
@@ -145,33 +138,53 @@ def _earlier(
     for entry in operator.history():
         if entry.get("idempotency_key") != key:
             continue
-        if entry.get("kind") != kind or entry.get("amount") != amount:
+        used = int(entry.get("amount") or 0)  # an integer or a decimal string
+        if entry.get("kind") != kind or used != amount:
             raise CliError(
                 f"idempotency key {key!r} was used for a {entry.get('kind')} of "
-                f"{format_amount(int(entry.get('amount') or 0))}, not a {kind} of "
-                f"{format_amount(amount)}; repeat that one or choose another key"
+                f"{format_amount(used)}, not a {kind} of {format_amount(amount)}; repeat that "
+                "one or choose another key"
             )
         return entry
     return None
 
 
-def _finish(view: dict[str, Any], as_json: bool) -> None:  # Any: JSON
+def _hosted(
+    url: str, bearer: str, key: str, move: Callable[[OperatorClient], dict[str, Any]]
+) -> dict[str, Any]:  # Any: JSON
+    """A hosted customer's movement: `move` called with the token; its view."""
+    with OperatorClient(url, token=bearer) as client:
+        view = movement_view(move(client), key)
+    view["operator"] = url
+    return view
+
+
+def _settle(view: dict[str, Any], wallet: Wallet, asset: str, url: str) -> None:  # Any: JSON
+    """After a self-custody movement: sync the wallet if it is done, and add its balance."""
+    if view.get("status") == "done":
+        wallet.sync()
+    view.update(
+        operator=url,
+        **money(wallet.balance(asset)[asset], "wallet_balance"),
+    )
+
+
+def _finish(view: dict[str, Any], as_json: bool, done: str | None = None) -> None:  # Any: JSON
+    """Show the movement; exit with status 1 if it failed, else say `done` to people."""
     if as_json:
         emit_json(view)
     else:
         print_movement(view)
     if view.get("status") == "failed":
         fail(f"the {view.get('kind', 'movement')} failed (journal entry {view.get('journal_id')})")
-
-
-def _wallet_balance(wallet: Wallet, asset: str) -> dict[str, Any]:  # Any: JSON
-    return money_fields({"wallet_balance": wallet.balance(asset)[asset]}, ("wallet_balance",))
+    if done is not None and not as_json and view.get("status") == "done":
+        console.print(done)
 
 
 # -- commands ----------------------------------------------------------------------------------
 
 
-@reports_service_errors("operator")
+@reports_errors
 def enroll(
     operator: OperatorOption = None,
     wallet_dir: WalletOption = None,
@@ -183,17 +196,16 @@ def enroll(
     The operator's staff add the customer with `tally operator add-customer --name NAME
     --tier N --wallet-key KEY`; after that the wallet can `load`, `unload` and see `me`.
     """
-    url = operator_url(operator)
-    with open_wallet(wallet_dir, password_file, None) as wallet:
+    url = OPERATOR.url(operator)
+    with _signed_in(url, wallet_dir, password_file, None) as (wallet, client):
         identity = wallet.identity_key.public_key.hex()
-        with OperatorClient(url, key=wallet.identity_key) as client:
-            _info(client, wallet)
-            try:
-                document: dict[str, Any] | None = client.me()
-            except ServiceCallError as exc:
-                if exc.code != "auth.invalid":
-                    raise
-                document = None
+        _info(client, wallet)
+        try:
+            document: dict[str, Any] | None = client.me()
+        except ServiceCallError as exc:
+            if exc.code != "auth.invalid":
+                raise
+            document = None
     view: dict[str, Any] = {
         "operator": url,
         "identity_key": identity,
@@ -217,7 +229,7 @@ def enroll(
         )
 
 
-@reports_service_errors("operator")
+@reports_errors
 def me(
     operator: OperatorOption = None,
     token: TokenOption = None,
@@ -227,26 +239,24 @@ def me(
     as_json: JsonOption = False,
 ) -> None:
     """Show what the operator holds for you: tier, limits, deposit and wallet balance."""
-    url = operator_url(operator)
+    url = OPERATOR.url(operator)
     bearer = _token(token, token_file)
     if bearer is not None:
-        with OperatorClient(url, token=bearer) as client:
-            document = client.me()
+        with OperatorClient(url, token=bearer) as hosted_client:
+            document = hosted_client.me()
     else:
-        with (
-            open_wallet(wallet_dir, password_file, None) as wallet,
-            OperatorClient(url, key=wallet.identity_key) as client,
-        ):
+        with _signed_in(url, wallet_dir, password_file, None) as (_, client):
             document = client.me()
     view = money_fields(document, _ME_AMOUNTS)
     if isinstance(document.get("limits"), dict):
-        view["limits"] = money_fields(document["limits"], ("balance_limit", "payment_limit"))
+        view["limits"] = money_fields(
+            document["limits"],
+            ("balance_limit", "payment_limit", "offline_payment_limit", "offline_unsettled_limit"),
+        )
     if as_json:
         emit_json(view)
         return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
+    grid = details_grid()
     grid.add_row("customer", f"{view['customer_id']} ({view['name']})")
     grid.add_row("wallet", "hosted by the operator" if view["hosted"] else "self-custody")
     grid.add_row("tier", str(view["tier"]))
@@ -254,6 +264,13 @@ def me(
     if isinstance(limits, dict):
         grid.add_row("balance limit", limits["balance_limit_formatted"])
         grid.add_row("payment limit", limits["payment_limit_formatted"])
+        if "offline_payment_limit_formatted" in limits:
+            grid.add_row(
+                "offline",
+                f"{limits['offline_payment_limit_formatted']} a payment, "
+                f"{limits['offline_unsettled_limit_formatted']} unsettled, "
+                f"{limits['offline_hops']} hops",
+            )
     grid.add_row("deposit", f"{view['deposit_formatted']} {view['asset']}")
     grid.add_row("wallet balance", f"{view['balance_formatted']} {view['asset']}")
     if view.get("pending_loads"):
@@ -263,7 +280,7 @@ def me(
     console.print(grid)
 
 
-@reports_service_errors("operator")
+@reports_errors
 def load(
     amount: AmountOption,
     idempotency_key: IdempotencyOption = None,
@@ -282,20 +299,14 @@ def load(
     beyond the deposit (`funds.insufficient`).
     """
     minor = parse_amount(amount)
-    url = operator_url(operator)
+    url = OPERATOR.url(operator)
     bearer = _token(token, token_file)
     key = idempotency_key or new_idempotency_key("load")
     if bearer is not None:
-        with OperatorClient(url, token=bearer) as client:
-            view = movement_view(client.load(minor, key), key)
-        view["operator"] = url
-        _finish(view, as_json)
+        _finish(_hosted(url, bearer, key, lambda client: client.load(minor, key)), as_json)
         return
-    with (
-        open_wallet(wallet_dir, password_file, node) as wallet,
-        OperatorClient(url, key=wallet.identity_key) as client,
-    ):
-        info = _info(client, wallet)
+    with _signed_in(url, wallet_dir, password_file, node) as (wallet, client):
+        asset = str(_info(client, wallet)["asset"])
         earlier = _earlier(client, key, "load", minor) if idempotency_key else None
         if earlier is not None and earlier.get("to"):
             receive = str(earlier["to"])
@@ -308,20 +319,12 @@ def load(
             receive = wallet.new_receive_key().public_key.hex()
             client.register_keys([receive])
         view = movement_view(client.load(minor, key, to=receive), key)
-        asset = str(info["asset"])
-        if view.get("status") == "done":
-            wallet.sync()
-        view.update(
-            operator=url,
-            address=wallet.address(bytes.fromhex(receive)),
-            **_wallet_balance(wallet, asset),
-        )
-    _finish(view, as_json)
-    if not as_json and view.get("status") == "done":
-        console.print(f"wallet balance {view['wallet_balance_formatted']} {asset}")
+        view["address"] = wallet.address(bytes.fromhex(receive))
+        _settle(view, wallet, asset, url)
+    _finish(view, as_json, f"wallet balance {view['wallet_balance_formatted']} {asset}")
 
 
-@reports_service_errors("operator")
+@reports_errors
 def unload(
     amount: AmountOption,
     idempotency_key: IdempotencyOption = None,
@@ -339,19 +342,13 @@ def unload(
     payment and credits the deposit once the ledger has committed it.
     """
     minor = parse_amount(amount)
-    url = operator_url(operator)
+    url = OPERATOR.url(operator)
     bearer = _token(token, token_file)
     key = idempotency_key or new_idempotency_key("unload")
     if bearer is not None:
-        with OperatorClient(url, token=bearer) as client:
-            view = movement_view(client.unload(key, amount=minor), key)
-        view["operator"] = url
-        _finish(view, as_json)
+        _finish(_hosted(url, bearer, key, lambda client: client.unload(key, amount=minor)), as_json)
         return
-    with (
-        open_wallet(wallet_dir, password_file, node) as wallet,
-        OperatorClient(url, key=wallet.identity_key) as client,
-    ):
+    with _signed_in(url, wallet_dir, password_file, node) as (wallet, client):
         info = _info(client, wallet)
         asset = str(info["asset"])
         earlier = _earlier(client, key, "unload", minor) if idempotency_key else None
@@ -374,15 +371,11 @@ def unload(
                     wallet.store.release_pending(tx_id(tx.body))
                 raise
         view = movement_view(answer, key)
-        if view.get("status") == "done":
-            wallet.sync()
-        view.update(operator=url, **_wallet_balance(wallet, asset))
-    _finish(view, as_json)
-    if not as_json and view.get("status") == "done":
-        console.print(f"wallet balance {view['wallet_balance_formatted']} {asset}")
+        _settle(view, wallet, asset, url)
+    _finish(view, as_json, f"wallet balance {view['wallet_balance_formatted']} {asset}")
 
 
-@reports_service_errors("operator")
+@reports_errors
 def hosted_pay(
     to: Annotated[
         str,
@@ -406,19 +399,14 @@ def hosted_pay(
     with `tally wallet pay` instead.
     """
     minor = parse_amount(amount)
-    if not _PUBLIC_KEY.fullmatch(to) or not is_valid_public_key(bytes.fromhex(to)):
-        raise CliError(f"--to must be a public key of 64 hex digits, got {to!r}")
+    payee = parse_public_key(to, "--to").hex()
     bearer = _token(token, token_file)
     if bearer is None:
         raise CliError("hosted-pay is for hosted wallets: give --token or --token-file")
-    url = operator_url(operator)
+    url = OPERATOR.url(operator)
     key = idempotency_key or new_idempotency_key("pay")
-    with OperatorClient(url, token=bearer) as client:
-        view = movement_view(client.pay(to.lower(), minor, key), key)
-    view["operator"] = url
-    _finish(view, as_json)
-    if not as_json and view.get("status") == "done":
-        console.print(f"paid {format_amount(minor)} to {to.lower()}")
+    view = _hosted(url, bearer, key, lambda client: client.pay(payee, minor, key))
+    _finish(view, as_json, f"paid {format_amount(minor)} to {payee}")
 
 
 def register_commands(wallet_app: typer.Typer) -> None:

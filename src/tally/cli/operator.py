@@ -14,7 +14,6 @@ token read from `--admin-token-file`, else `--dir DIR/admin.token`, else
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -24,24 +23,31 @@ from rich.table import Table
 
 from tally.cli.amounts import AmountError, format_amount, parse_amount
 from tally.cli.context import JsonOption, NetworkOption, open_network
-from tally.cli.issuer import (
-    ADMIN_TOKEN_FILE,
-    DEFAULT_ISSUER_PORT,
-    ISSUER_URL_ENV,
-    local_url,
+from tally.cli.issuer import ISSUER
+from tally.cli.output import (
+    CliError,
+    console,
+    details_grid,
+    emit_json,
+    money,
     money_fields,
-    new_idempotency_key,
-    read_token_file,
-    reports_service_errors,
-    write_token_file,
+    reports_errors,
 )
-from tally.cli.output import CliError, console, emit_json, reports_errors
+from tally.cli.services import (
+    AmountOption,
+    PortOption,
+    Service,
+    idempotency_option,
+    new_idempotency_key,
+)
+from tally.cli.wallet import parse_public_key
 from tally.services.operator.client import OperatorClient
 from tally.services.operator.config import (
     CONFIG_NAME,
     DEFAULT_FLOAT_POLICY,
     DEFAULT_TIERS,
     FloatPolicy,
+    OperatorConfig,
     OperatorConfigError,
     TierLimits,
     init_operator_dir,
@@ -50,21 +56,20 @@ from tally.services.operator.config import (
 
 __all__ = [
     "app",
-    "DEFAULT_OPERATOR_PORT",
-    "OPERATOR_URL_ENV",
-    "OPERATOR_TOKEN_ENV",
-    "operator_url",
+    "OPERATOR",
     "parse_tier",
     "movement_view",
     "print_movement",
 ]
 
-DEFAULT_OPERATOR_PORT: Final = 7547
-"""The operator API's port on 127.0.0.1 unless told otherwise."""
-OPERATOR_URL_ENV: Final = "TALLY_OPERATOR_URL"
-"""The environment variable naming the operator's API (admin and customer commands)."""
-OPERATOR_TOKEN_ENV: Final = "TALLY_OPERATOR_ADMIN_TOKEN"  # noqa: S105 - the variable's name
-"""The environment variable holding the operator's admin token."""
+OPERATOR: Final[Service[OperatorConfig]] = Service(
+    name="operator",
+    config_file=CONFIG_NAME,
+    default_port=7547,
+    load_config=load_config,
+    config_error=OperatorConfigError,
+)
+"""How the command line finds the operator and its admin token (`tally.cli.services`)."""
 
 _TIER: Final = re.compile(r"\s*([0-9]{1,3})\s*[:=]\s*([^:/]+?)\s*[:/]\s*([^:/]+?)\s*")
 _ZERO: Final = re.compile(r"0+(?:\.0*)?")
@@ -79,13 +84,15 @@ app = typer.Typer(
 )
 
 
+# -- options -----------------------------------------------------------------------------------
+
+UrlOption = Annotated[str | None, OPERATOR.url_option()]
+AdminTokenFileOption = Annotated[Path | None, OPERATOR.admin_token_file_option()]
+DirOption = Annotated[Path | None, OPERATOR.dir_option()]
+IdempotencyOption = Annotated[str | None, idempotency_option("a request")]
+
+
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def operator_url(option: str | None) -> str:
-    """The operator's API: the option, else `$TALLY_OPERATOR_URL`, else the local default."""
-    url = option or os.environ.get(OPERATOR_URL_ENV) or f"http://127.0.0.1:{DEFAULT_OPERATOR_PORT}"
-    return url.rstrip("/")
 
 
 def parse_tier(text: str) -> tuple[int, TierLimits]:
@@ -120,93 +127,15 @@ def _mark(text: str | None, default: int, what: str) -> int:
         raise CliError(f"{what}: {exc}") from None
 
 
+def _admin(url: str | None, token_file: Path | None, directory: Path | None) -> OperatorClient:
+    return OperatorClient(
+        OPERATOR.url(url, directory), admin_token=OPERATOR.admin_token(token_file, directory)
+    )
+
+
 def movement_view(document: dict[str, Any], idempotency_key: str) -> dict[str, Any]:  # Any: JSON
     """A deposit, load, unload or payment answer for `--json`, with its idempotency key."""
     return {**money_fields(document, _MOVEMENT_AMOUNTS), "idempotency_key": idempotency_key}
-
-
-def _grid() -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    return grid
-
-
-# -- options -----------------------------------------------------------------------------------
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        metavar="URL",
-        help=f"The operator's API (default: --dir's, else ${OPERATOR_URL_ENV}, else "
-        f"http://127.0.0.1:{DEFAULT_OPERATOR_PORT}).",
-        show_default=False,
-    ),
-]
-AdminTokenFileOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--admin-token-file",
-        metavar="FILE",
-        help=f"Read the admin token from FILE (default: --dir's {ADMIN_TOKEN_FILE}, else "
-        f"${OPERATOR_TOKEN_ENV}).",
-        show_default=False,
-    ),
-]
-DirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--dir",
-        metavar="DIR",
-        help=f"The operator's directory: its {ADMIN_TOKEN_FILE} and the URL in its {CONFIG_NAME}.",
-        show_default=False,
-    ),
-]
-AmountOption = Annotated[
-    str,
-    typer.Option(
-        "--amount",
-        help="Major units with up to 2 decimals (500.00), or minor units without a point.",
-        show_default=False,
-    ),
-]
-IdempotencyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--idempotency-key",
-        metavar="KEY",
-        help="Repeat a request safely: a key already used moves no money again "
-        "(default: a fresh one, printed).",
-        show_default=False,
-    ),
-]
-
-
-def _url(option: str | None, directory: Path | None) -> str:
-    if option is None and directory is not None:
-        try:
-            config = load_config(directory)
-        except OperatorConfigError as exc:
-            raise CliError(str(exc)) from None
-        return local_url(config.api_host, config.api_port)
-    return operator_url(option)
-
-
-def _admin(url: str | None, token_file: Path | None, directory: Path | None) -> OperatorClient:
-    if token_file is not None:
-        token = read_token_file(token_file, "admin token")
-    elif directory is not None:
-        token = read_token_file(directory / ADMIN_TOKEN_FILE, "admin token")
-    else:
-        token = os.environ.get(OPERATOR_TOKEN_ENV, "").strip()
-        if not token:
-            raise CliError(
-                "this is an admin command: give the operator's admin token with "
-                f"--admin-token-file FILE, --dir OPERATOR_DIR (its {ADMIN_TOKEN_FILE}) or "
-                f"${OPERATOR_TOKEN_ENV}"
-            )
-    return OperatorClient(_url(url, directory), admin_token=token)
 
 
 def print_movement(view: dict[str, Any]) -> None:  # Any: JSON
@@ -240,32 +169,12 @@ def init(
     ],
     name: Annotated[str, typer.Option("--name", help="The operator's name.", show_default=False)],
     network: NetworkOption = None,
-    issuer_url: Annotated[
-        str | None,
-        typer.Option(
-            "--issuer-url",
-            metavar="URL",
-            help=f"The issuer's API (default: ${ISSUER_URL_ENV}, else "
-            f"http://127.0.0.1:{DEFAULT_ISSUER_PORT}).",
-            show_default=False,
-        ),
-    ] = None,
+    issuer_url: Annotated[str | None, ISSUER.url_option("--issuer-url", from_dir=False)] = None,
     asset: Annotated[
         str, typer.Option("--asset", help="The asset this operator distributes.")
     ] = "CNY",
-    port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="The API's port on 127.0.0.1.")
-    ] = DEFAULT_OPERATOR_PORT,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            "--database",
-            metavar="URL",
-            help="SQLAlchemy URL, such as postgresql+psycopg://user@host/db "
-            "(default: operator.sqlite in DIR).",
-            show_default=False,
-        ),
-    ] = None,
+    port: PortOption = OPERATOR.default_port,
+    database: Annotated[str | None, OPERATOR.database_option()] = None,
     tiers: Annotated[
         list[str] | None,
         typer.Option(
@@ -330,73 +239,53 @@ def init(
             f"the float's marks need low <= target <= high, got {format_amount(policy.low)}, "
             f"{format_amount(policy.target)}, {format_amount(policy.high)}"
         )
-    issuer = (
-        issuer_url or os.environ.get(ISSUER_URL_ENV) or f"http://127.0.0.1:{DEFAULT_ISSUER_PORT}"
-    ).rstrip("/")
-    try:
-        identity = init_operator_dir(
-            directory,
-            name=name,
-            asset=asset.upper(),
-            node_url=net.api,
-            issuer_url=issuer,
-            port=port,
-            database=database,
-            tiers=limits,
-            float_policy=policy,
-        )
-        config = load_config(directory)
-    except OperatorConfigError as exc:
-        raise CliError(str(exc)) from None
-    token_file = directory / ADMIN_TOKEN_FILE
-    write_token_file(token_file, identity.admin_token)
-    view: dict[str, Any] = {
-        "directory": str(directory),
-        "config": str(directory / CONFIG_NAME),
-        "name": config.name,
-        "asset": config.asset,
+    identity = init_operator_dir(
+        directory,
+        name=name,
+        asset=asset.upper(),
+        node_url=net.api,
+        issuer_url=ISSUER.url(issuer_url),
+        port=port,
+        database=database,
+        tiers=limits,
+        float_policy=policy,
+    )
+    keys = {
         "identity_key": bytes(identity.identity_key).hex(),
         "float_key": bytes(identity.float_key).hex(),
-        "node_url": config.node_url,
-        "issuer_url": config.issuer_url,
-        "url": local_url(config.api_host, config.api_port),
-        "admin_token": identity.admin_token,
-        "admin_token_file": str(token_file),
-        "tiers": {
-            str(tier): money_fields(
-                {"balance_limit": tl.balance_limit, "payment_limit": tl.payment_limit},
-                ("balance_limit", "payment_limit"),
-            )
-            for tier, tl in sorted(config.tiers.items())
-        },
-        "float_policy": money_fields(
-            {
-                "low": config.float_policy.low,
-                "target": config.float_policy.target,
-                "high": config.float_policy.high,
-            },
-            ("low", "target", "high"),
-        ),
     }
+    config, view = OPERATOR.describe_setup(directory, identity.admin_token, keys)
+    marks = config.float_policy
+    view.update(
+        issuer_url=config.issuer_url,
+        tiers={
+            str(tier): {
+                **money(limits.balance_limit, "balance_limit"),
+                **money(limits.payment_limit, "payment_limit"),
+            }
+            for tier, limits in sorted(config.tiers.items())
+        },
+        float_policy={
+            **money(marks.low, "low"),
+            **money(marks.target, "target"),
+            **money(marks.high, "high"),
+        },
+    )
     if as_json:
         emit_json(view)
         return
-    grid = _grid()
-    grid.add_row("operator", f"{config.name} ({config.asset})")
-    grid.add_row("directory", str(directory))
-    grid.add_row("identity key", view["identity_key"])
-    grid.add_row("float key", view["float_key"])
-    grid.add_row("node", config.node_url)
-    grid.add_row("issuer", config.issuer_url)
-    grid.add_row("api", view["url"])
-    grid.add_row("admin token", identity.admin_token)
-    grid.add_row("token file", str(token_file))
-    console.print(grid)
-    console.print(
-        "the admin token is shown this once (the service keeps only its hash). Next: the "
-        "issuer's admin runs [bold]tally issuer add-operator --name "
-        f"{config.name} --key {view['identity_key']} --float-key {view['float_key']}[/bold] "
-        f"(or --operator-dir {directory}); then [bold]tally operator start {directory}[/bold]"
+    OPERATOR.print_setup(
+        view,
+        f"{config.name} ({config.asset})",
+        [
+            ("identity key", keys["identity_key"]),
+            ("float key", keys["float_key"]),
+            ("node", config.node_url),
+            ("issuer", config.issuer_url),
+        ],
+        ". Next: the issuer's admin runs [bold]tally issuer add-operator --name "
+        f"{config.name} --key {keys['identity_key']} --float-key {keys['float_key']}[/bold] "
+        f"(or --operator-dir {directory}); then [bold]tally operator start {directory}[/bold]",
     )
 
 
@@ -408,10 +297,7 @@ def start(
     ],
 ) -> None:
     """Run the operator service in the foreground until Ctrl-C or SIGTERM."""
-    try:
-        load_config(directory)
-    except OperatorConfigError as exc:
-        raise CliError(f"{exc} (make the directory with `tally operator init`)") from None
+    OPERATOR.existing_config(directory)
     # Imported here: the service pulls in uvicorn, FastAPI and the database drivers.
     from tally.services.operator.__main__ import main as run_operator
 
@@ -422,7 +308,7 @@ def start(
 
 
 @app.command("add-customer")
-@reports_service_errors("operator")
+@reports_errors
 def add_customer(
     name: Annotated[str, typer.Option("--name", help="The customer's name.", show_default=False)],
     tier: Annotated[
@@ -453,13 +339,15 @@ def add_customer(
     """Add a customer: self-custody (--wallet-key) or hosted (--hosted)."""
     if hosted == (wallet_key is not None):
         raise CliError("give exactly one of --wallet-key HEX (self-custody) and --hosted")
+    # Checked here: an empty key sent as none at all would make a hosted customer.
+    key = None if wallet_key is None else parse_public_key(wallet_key, "--wallet-key")
     with _admin(url, admin_token_file, operator_dir) as operator:
-        answer = operator.create_customer(name, tier, wallet_key.lower() if wallet_key else None)
+        answer = operator.create_customer(name, tier, key)
     view = {**answer, "hosted": hosted}
     if as_json:
         emit_json(view)
         return
-    grid = _grid()
+    grid = details_grid()
     grid.add_row("customer id", str(answer["customer_id"]))
     grid.add_row("name", str(answer["name"]))
     grid.add_row("tier", str(answer["tier"]))
@@ -478,7 +366,7 @@ def add_customer(
 
 
 @app.command("deposit")
-@reports_service_errors("operator")
+@reports_errors
 def deposit(
     customer_id: Annotated[int, typer.Argument(metavar="CUSTOMER_ID", min=1)],
     amount: AmountOption,
@@ -500,7 +388,7 @@ def deposit(
 
 
 @app.command("customers")
-@reports_service_errors("operator")
+@reports_errors
 def customers(
     url: UrlOption = None,
     admin_token_file: AdminTokenFileOption = None,
@@ -533,7 +421,7 @@ def customers(
 
 
 @app.command("float")
-@reports_service_errors("operator")
+@reports_errors
 def float_status(
     url: UrlOption = None,
     admin_token_file: AdminTokenFileOption = None,
@@ -550,7 +438,7 @@ def float_status(
         emit_json(view)
         return
     policy = view["policy"]
-    grid = _grid()
+    grid = details_grid()
     grid.add_row("float key", str(view["key"]))
     grid.add_row("address", str(view["address"]))
     grid.add_row("total", f"{view['total_formatted']} {view['asset']}")
@@ -566,7 +454,7 @@ def float_status(
 
 
 @app.command("rebalance")
-@reports_service_errors("operator")
+@reports_errors
 def rebalance(
     url: UrlOption = None,
     admin_token_file: AdminTokenFileOption = None,
@@ -593,7 +481,7 @@ def rebalance(
 
 
 @app.command("journal")
-@reports_service_errors("operator")
+@reports_errors
 def journal(
     customer: Annotated[
         int | None,

@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -31,8 +32,17 @@ import typer
 from rich.table import Table
 
 from tally.cli.amounts import format_amount, parse_amount
+from tally.cli.context import JsonOption
 from tally.cli.network import DEFAULT_PORT
-from tally.cli.output import CliError, console, emit_json, error_console, reports_errors
+from tally.cli.output import (
+    CliError,
+    console,
+    details_grid,
+    emit_json,
+    error_console,
+    money,
+    reports_errors,
+)
 from tally.crypto.schnorr import is_valid_public_key
 from tally.model.lock import EscrowLock, KeyLock
 from tally.model.types import PublicKey, is_valid_asset_code
@@ -56,6 +66,7 @@ from tally.wallet.wallet import Wallet
 __all__ = [
     "app",
     "open_wallet",
+    "parse_public_key",
     "clock",
     "parse_duration",
     "DEFAULT_WALLET_DIR",
@@ -82,6 +93,10 @@ SCRYPT_N_ENV: Final = "TALLY_WALLET_SCRYPT_N"
 _MIN_SCRYPT_N: Final = 2**10
 _MAX_SCRYPT_N: Final = 2**20
 _PUBLIC_KEY: Final = re.compile(r"[0-9a-fA-F]{64}")
+_PAYEE_HINT: Final = (
+    " (an address is only a hash: ask for the key, printed by `tally wallet address`, or a "
+    "payment request)"
+)
 _COIN_ID: Final = re.compile(r"[0-9a-fA-F]{64}")
 _DURATION: Final = re.compile(r"([0-9]{1,9})([smhd]?)")
 _UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -133,11 +148,13 @@ NodeOption = Annotated[
         show_default=False,
     ),
 ]
+AssetFilterOption = Annotated[
+    str | None, typer.Option("--asset", help="Only this asset.", show_default=False)
+]
 NoSyncOption = Annotated[
     bool,
     typer.Option("--no-sync", help="Do not sync with the node first; show what the wallet knows."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 AssetOption = Annotated[
     str, typer.Option("--asset", help="The asset's code, such as CNY.", show_default=False)
 ]
@@ -192,16 +209,23 @@ def _password(file: Path | None, *, confirm: bool) -> str:
     return prompted
 
 
-def open_wallet(directory: Path | None, password_file: Path | None, node: str | None) -> Wallet:
-    """Open the wallet the options name, with the password from file, environment or prompt."""
-    return Wallet.open(
-        _wallet_dir(directory), _password(password_file, confirm=False), node_url=node
-    )
+@contextmanager
+def open_wallet(
+    directory: Path | None, password_file: Path | None, node: str | None, *, sync: bool = False
+) -> Iterator[Wallet]:
+    """Open the wallet the options name, with the password from file, environment or prompt.
 
-
-def _money(amount: int, prefix: str = "amount") -> dict[str, Any]:
-    """`{prefix: minor units, prefix_formatted: "12.34"}` for a JSON document."""
-    return {prefix: amount, f"{prefix}_formatted": format_amount(amount)}
+    Args:
+        directory: `--wallet`.
+        password_file: `--password-file`.
+        node: `--node`, instead of the wallet's own node.
+        sync: Catch up with the node first (taking back expired pre-payments, merging).
+    """
+    password = _password(password_file, confirm=False)
+    with Wallet.open(_wallet_dir(directory), password, node_url=node) as wallet:
+        if sync:
+            wallet.sync()
+        yield wallet
 
 
 def _when(ms: int) -> str:
@@ -213,24 +237,19 @@ def _when(ms: int) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _grid() -> Table:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    return grid
-
-
-def _public_key(text: str, what: str) -> PublicKey:
+def parse_public_key(text: str, what: str, hint: str = "") -> PublicKey:
     """A public key given as 64 hex digits.
+
+    Args:
+        text: The option's or argument's text.
+        what: Its name in messages (`--to`).
+        hint: Said after "must be a public key" when `text` is not one.
 
     Raises:
         CliError: not 64 hex digits, or not a valid x-only key.
     """
     if not _PUBLIC_KEY.fullmatch(text):
-        raise CliError(
-            f"{what} must be a public key of 64 hex digits, got {text!r} (an address is only "
-            "a hash: ask for the key, printed by `tally wallet address`, or a payment request)"
-        )
+        raise CliError(f"{what} must be a public key of 64 hex digits, got {text!r}{hint}")
     raw = bytes.fromhex(text)
     if not is_valid_public_key(raw):
         raise CliError(f"{what} {text} is not a valid public key (no point on the curve)")
@@ -268,7 +287,7 @@ def _balances_view(wallet: Wallet, asset: str | None) -> dict[str, Any]:
     totals = wallet.balance(asset)
     return {
         "height": wallet.height,
-        "balances": {name: _money(amount) for name, amount in sorted(totals.items())},
+        "balances": {name: money(amount) for name, amount in sorted(totals.items())},
     }
 
 
@@ -279,8 +298,8 @@ def _print_balances(view: dict[str, Any]) -> None:
         return
     table = Table("asset", "balance", title=f"balance at height {view['height']}")
     table.columns[1].justify = "right"
-    for asset, money in balances.items():
-        table.add_row(asset, money["amount_formatted"])
+    for asset, amount in balances.items():
+        table.add_row(asset, amount["amount_formatted"])
     console.print(table)
 
 
@@ -293,12 +312,17 @@ def _request_view(req: PaymentRequest, uri: str, address: str) -> dict[str, Any]
         "address": address,
         "merchant": bytes(req.merchant).hex(),
         "asset": str(req.asset),
-        **_money(int(req.amount)),
+        **money(req.amount),
         "memo": req.memo,
         "expires_ms": req.expires_ms,
         "expires": _when(req.expires_ms),
         "sequence": req.sequence,
     }
+
+
+def _committed(result: dict[str, Any]) -> dict[str, Any]:  # Any: JSON
+    """Where a transaction the wallet sent ended: its id, block height and result code."""
+    return {"txid": result["txid"], "height": result["height"], "code": result["code"]}
 
 
 def _show_code(uri: str, *, show_qr: bool) -> None:
@@ -316,7 +340,7 @@ def _escrow_view(stored: StoredCoin, height: int) -> dict[str, Any]:
         "escrow_id": stored.coin_id.hex(),
         "role": "payer" if stored.role == ROLE_ESCROW_PAYER else "payee",
         "asset": str(stored.coin.asset),
-        **_money(int(stored.coin.amount)),
+        **money(stored.coin.amount),
         "expiry": int(lock.expiry),
         "expired": height >= lock.expiry,
         "payer": bytes(lock.payer).hex(),
@@ -382,7 +406,7 @@ def create(
     if as_json:
         emit_json(view)
         return
-    grid = _grid()
+    grid = details_grid()
     for label, name in (
         ("wallet", "wallet"),
         ("chain id", "chain_id"),
@@ -413,7 +437,7 @@ def address(
     if as_json:
         emit_json(view)
         return
-    grid = _grid()
+    grid = details_grid()
     grid.add_row("address", view["address"])
     grid.add_row("public key", view["public_key"])
     console.print(grid)
@@ -431,8 +455,7 @@ def sync(
     as_json: JsonOption = False,
 ) -> None:
     """Catch up with the node; expired pre-payments come back and small coins are merged."""
-    with open_wallet(wallet_dir, password_file, node) as wallet:
-        wallet.sync()
+    with open_wallet(wallet_dir, password_file, node, sync=True) as wallet:
         view = _balances_view(wallet, None)
     if as_json:
         emit_json(view)
@@ -444,10 +467,7 @@ def sync(
 @app.command("balance")
 @reports_errors
 def balance(
-    asset: Annotated[
-        str | None,
-        typer.Option("--asset", help="Only this asset.", show_default=False),
-    ] = None,
+    asset: AssetFilterOption = None,
     no_sync: NoSyncOption = False,
     wallet_dir: WalletOption = None,
     password_file: PasswordFileOption = None,
@@ -455,9 +475,7 @@ def balance(
     as_json: JsonOption = False,
 ) -> None:
     """Show the spendable balance per asset (coins in pending payments and escrows left out)."""
-    with open_wallet(wallet_dir, password_file, node) as wallet:
-        if not no_sync:
-            wallet.sync()
+    with open_wallet(wallet_dir, password_file, node, sync=not no_sync) as wallet:
         view = _balances_view(wallet, asset.upper() if asset else None)
     if as_json:
         emit_json(view)
@@ -472,10 +490,7 @@ def history(
         int | None,
         typer.Option("--limit", min=1, help="Show at most N entries.", show_default=False),
     ] = None,
-    asset: Annotated[
-        str | None,
-        typer.Option("--asset", help="Only this asset.", show_default=False),
-    ] = None,
+    asset: AssetFilterOption = None,
     no_sync: NoSyncOption = False,
     wallet_dir: WalletOption = None,
     password_file: PasswordFileOption = None,
@@ -483,9 +498,7 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """Show what each transaction did to the wallet, newest first."""
-    with open_wallet(wallet_dir, password_file, node) as wallet:
-        if not no_sync:
-            wallet.sync()
+    with open_wallet(wallet_dir, password_file, node, sync=not no_sync) as wallet:
         entries = wallet.history(limit, asset.upper() if asset else None)
         height = wallet.height
     rows = [
@@ -495,9 +508,9 @@ def history(
             "time_ms": entry.time_ms,
             "kind": entry.kind,
             "asset": entry.asset,
-            **_money(entry.amount_in, "amount_in"),
-            **_money(entry.amount_out, "amount_out"),
-            **_money(entry.amount_in - entry.amount_out, "net"),
+            **money(entry.amount_in, "amount_in"),
+            **money(entry.amount_out, "amount_out"),
+            **money(entry.amount_in - entry.amount_out, "net"),
             "memo": entry.memo,
         }
         for entry in entries
@@ -534,7 +547,7 @@ def _confirm_request(req: PaymentRequest, address: str, now_ms: int) -> None:
     Raises:
         CliError: the payer declined.
     """
-    grid = _grid()
+    grid = details_grid()
     grid.add_row("merchant", bytes(req.merchant).hex())
     grid.add_row("pay to", address)
     grid.add_row("amount", f"{format_amount(int(req.amount))} {req.asset}")
@@ -622,17 +635,15 @@ def pay(
         else:
             if amount is None or asset is None:
                 raise CliError("paying a public key needs --amount and --asset")
-            payee = _public_key(target, "the payee")
+            payee = parse_public_key(target, "the payee", _PAYEE_HINT)
             pay_asset = asset.upper()
             minor = parse_amount(amount)
             note = memo or ""
         result = wallet.pay(payee, pay_asset, minor, memo=note, per_payment_limit=per_payment_limit)
         view = {
-            "txid": result["txid"],
-            "height": result["height"],
-            "code": result["code"],
+            **_committed(result),
             "asset": pay_asset,
-            **_money(minor),
+            **money(minor),
             "payee": bytes(payee).hex(),
             "address": wallet.address(payee),
             "memo": note,
@@ -644,7 +655,7 @@ def pay(
                 "sequence": asked.sequence,
                 "expires_ms": asked.expires_ms,
             },
-            "balance": _money(wallet.balance(pay_asset)[pay_asset]),
+            "balance": money(wallet.balance(pay_asset)[pay_asset]),
         }
     if as_json:
         emit_json(view)
@@ -856,7 +867,7 @@ def counter(
                         "event": "paid",
                         "sequence": req.sequence,
                         "asset": asset,
-                        **_money(total),
+                        **money(total),
                         "txids": txids,
                     }
                 )
@@ -911,20 +922,18 @@ def preauth(
     The merchant captures any part of it until the expiry; the rest comes back at once.
     After the expiry this wallet takes it back when it syncs, or with `reclaim`.
     """
-    payee = _public_key(to, "--to")
+    payee = parse_public_key(to, "--to", _PAYEE_HINT)
     minor = parse_amount(amount)
     asset = asset.upper()
     with open_wallet(wallet_dir, password_file, node) as wallet:
         expiry = wallet.sync() + blocks
         result = wallet.preauth(payee, asset, minor, expiry, memo=memo)
     view = {
-        "txid": result["txid"],
-        "height": result["height"],
-        "code": result["code"],
+        **_committed(result),
         "escrow_id": result["escrow_coin_id"],
         "expiry": result["expiry"],
         "asset": asset,
-        **_money(minor),
+        **money(minor),
         "payee": bytes(payee).hex(),
     }
     if as_json:
@@ -970,13 +979,11 @@ def capture(
         result = wallet.capture(cid, minor, memo=memo)
         asset = str(stored.coin.asset) if stored is not None else ""
     view = {
-        "txid": result["txid"],
-        "height": result["height"],
-        "code": result["code"],
+        **_committed(result),
         "escrow_id": cid,
         "asset": asset,
-        **_money(int(result["captured"]), "captured"),
-        **_money(int(result["refunded"]), "refunded"),
+        **money(result["captured"], "captured"),
+        **money(result["refunded"], "refunded"),
     }
     if as_json:
         emit_json(view)
@@ -1012,11 +1019,9 @@ def reclaim(
             results = wallet.reclaim_expired()
     rows = [
         {
-            "txid": result["txid"],
-            "height": result["height"],
-            "code": result["code"],
+            **_committed(result),
             "escrow_id": result["escrow_coin_id"],
-            **_money(int(result["reclaimed"]), "reclaimed"),
+            **money(result["reclaimed"], "reclaimed"),
         }
         for result in results
     ]
@@ -1042,9 +1047,7 @@ def escrows(
     as_json: JsonOption = False,
 ) -> None:
     """List open escrows: pre-payments you made (payer) and received (payee), with expiries."""
-    with open_wallet(wallet_dir, password_file, node) as wallet:
-        if not no_sync:
-            wallet.sync()
+    with open_wallet(wallet_dir, password_file, node, sync=not no_sync) as wallet:
         height = wallet.height
         rows = [_escrow_view(stored, height) for stored in wallet.escrows()]
     if as_json:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tally.services.issuer.config import init_issuer_dir
 from tests.node.harness import ServiceProcess, free_port, make_node_dir
-from tests.rules.helpers import CNY_ISSUER, key, make_genesis
-from tests.services.issuer.helpers import ASSET, ISSUER_MODULE, IssuerEnv
+from tests.rules.helpers import make_genesis
+from tests.services.harness import start_issuer
+from tests.services.issuer.helpers import IssuerEnv
 
 
 @pytest.fixture(scope="package", params=["sqlite", "postgresql"])
@@ -31,20 +31,11 @@ def issuer_env(
     if request.param == "postgresql":
         cluster = request.getfixturevalue("postgres")
         database = cluster.new_database(f"issuer_{uuid.uuid4().hex[:16]}")
-    port = free_port()
-    directory = root / "issuer"
-    token = init_issuer_dir(
-        directory,
-        asset=ASSET,
-        issuer_key=key(CNY_ISSUER),
-        node_url=node.url,
-        port=port,
-        database=database,
-    )
-    issuer = ServiceProcess(directory, port, module=ISSUER_MODULE, health_path="/v1/health")
     try:
-        issuer.start()
-        yield IssuerEnv(request.param, node, issuer, directory, token)
+        issuer, token = start_issuer(root / "issuer", node.url, database)
+        try:
+            yield IssuerEnv(node, request.param, issuer, root / "issuer", token)
+        finally:
+            issuer.stop()
     finally:
-        issuer.stop()
         node.stop()

@@ -9,37 +9,20 @@ audit balances after every step of every test.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 
 from tally.client.builders import make_redeem, make_transfer
-from tally.client.node_client import NodeClient
 from tally.crypto.schnorr import PrivateKey
-from tally.model.address import address_of
-from tally.model.lock import KeyLock
-from tally.model.types import PublicKey
-from tally.services.common.auth import sign_headers
+from tally.model.tx import SignedTx
 from tally.services.issuer.client import Audit, IssuerClient, OperatorAccount
 from tests.node.harness import ServiceProcess
-from tests.rules.helpers import CHAIN_ID, HRP
-
-T = TypeVar("T")
-
-ISSUER_MODULE = "tally.services.issuer"
-ASSET = "CNY"
-
-
-def operator_key(label: str) -> PrivateKey:
-    """A fixed key for a test operator, from its label (distinct from every other test key)."""
-    return PrivateKey.from_bytes(hashlib.sha256(f"tally-test/issuer/{label}".encode()).digest())
+from tests.rules.helpers import CHAIN_ID
+from tests.services.harness import ASSET, Ledger, label_key, raw_client
 
 
 @dataclass
@@ -53,12 +36,11 @@ class Operator:
 
 
 @dataclass
-class IssuerEnv:
+class IssuerEnv(Ledger):
     """A node and an issuer on loopback, and how to reach them."""
 
     kind: str
     """`sqlite` or `postgresql`."""
-    node: ServiceProcess
     issuer: ServiceProcess
     directory: Path
     admin_token: str
@@ -73,12 +55,9 @@ class IssuerEnv:
     def client(self, key: PrivateKey | None = None) -> IssuerClient:
         return IssuerClient(self.url, key=key)
 
-    def node_client(self) -> NodeClient:
-        return NodeClient(self.node.url)
-
     def register(self, label: str, reserve: int = 0) -> Operator:
         """Register an operator with fresh keys (and fund its reserve when asked)."""
-        key, float_key = operator_key(f"{label}/sign"), operator_key(f"{label}/float")
+        key, float_key = label_key(f"{label}/sign"), label_key(f"{label}/float")
         with self.admin() as admin:
             account = admin.register_operator(label, key.public_key, float_key.public_key)
             if reserve:
@@ -94,19 +73,12 @@ class IssuerEnv:
             return client.audit()
 
     def float_balance(self, operator: Operator) -> int:
-        """The operator's float on the ledger: CNY at its float key's address."""
-        address = address_of(KeyLock(key=PublicKey(operator.float_key.public_key)), HRP)
-        with self.node_client() as node:
-            return int(node.address_coins(address)["balance"].get(ASSET, "0"))
-
-    def supply(self) -> int:
-        """The asset's outstanding supply on the ledger."""
-        with self.node_client() as node:
-            return int(node.supply()["assets"].get(ASSET, {}).get("outstanding", "0"))
+        """The operator's float on the ledger: CNY at its float key."""
+        return self.balance(operator.float_key.public_key)
 
     def raw(self) -> httpx.Client:
         """A bare HTTP client of the issuer, for requests the typed client will not make."""
-        return httpx.Client(base_url=self.url, timeout=30.0)
+        return raw_client(self.url)
 
 
 def assert_balanced(env: IssuerEnv) -> Audit:
@@ -119,21 +91,12 @@ def assert_balanced(env: IssuerEnv) -> Audit:
     return audit
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll `predicate` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not hold within {timeout} s")
-        time.sleep(0.05)
-
-
-def tip(env: IssuerEnv) -> int:
+def _commit(env: IssuerEnv, tx: SignedTx) -> str:
+    """Submit a transaction, check that the ledger committed it; its txid."""
     with env.node_client() as node:
-        return int(node.status()["height"])
+        result = node.submit(tx, wait=True)
+    assert result["status"] == "committed", result
+    return str(result["txid"])
 
 
 def split_coin(env: IssuerEnv, operator: Operator, coin_id: str, parts: list[int]) -> list[str]:
@@ -142,14 +105,12 @@ def split_coin(env: IssuerEnv, operator: Operator, coin_id: str, parts: list[int
     tx = make_transfer(
         [(bytes.fromhex(coin_id), operator.float_key)],
         [(float_pub, ASSET, amount) for amount in parts],
-        tip(env) + 50,
+        env.height() + 50,
         CHAIN_ID,
     )
+    txid = _commit(env, tx)
     with env.node_client() as node:
-        result = node.submit(tx, wait=True)
-    assert result["status"] == "committed", result
-    with env.node_client() as node:
-        view = node.tx(result["txid"])
+        view = node.tx(txid)
     return [output["coin_id"] for output in view["tx"]["outputs"]]
 
 
@@ -161,27 +122,10 @@ def redeem_on_ledger(
         ASSET,
         [(bytes.fromhex(cid), operator.float_key) for cid in coin_ids],
         operator.key.public_key if account is None else account,
-        tip(env) + 50,
+        env.height() + 50,
         CHAIN_ID,
     )
-    with env.node_client() as node:
-        result = node.submit(tx, wait=True)
-    assert result["status"] == "committed", result
-    return str(result["txid"])
-
-
-def signed(
-    key: PrivateKey, method: str, path: str, body: Any = None, **overrides: str
-) -> tuple[bytes, dict[str, str]]:
-    """A JSON body and the headers signing it (with any header replaced by `overrides`)."""
-    content = b"" if body is None else (body if isinstance(body, bytes) else _json(body))
-    headers = {"content-type": "application/json", **sign_headers(key, method, path, content)}
-    headers.update(overrides)
-    return content, headers
-
-
-def _json(document: Any) -> bytes:
-    return json.dumps(document).encode()
+    return _commit(env, tx)
 
 
 def comparable(audit: Audit) -> Audit:

@@ -11,14 +11,13 @@ from tally.services.issuer.certificate import (
     decode_certificate,
 )
 from tests.rules.helpers import CHAIN_ID, CNY_ISSUER, pub
+from tests.services.harness import ASSET, wait_until
 from tests.services.issuer.helpers import (
-    ASSET,
     IssuerEnv,
     assert_balanced,
     comparable,
     redeem_on_ledger,
     split_coin,
-    wait_until,
 )
 
 

@@ -23,13 +23,7 @@ from tally.services.common.db import make_engine
 from tally.services.issuer.config import load_issuer_config
 from tally.services.issuer.service import IssuerService
 from tally.services.issuer.store import OperatorRow
-from tests.services.issuer.helpers import (
-    IssuerEnv,
-    Operator,
-    assert_balanced,
-    stopped,
-    tip,
-)
+from tests.services.issuer.helpers import IssuerEnv, Operator, assert_balanced, stopped
 
 
 @pytest.fixture
@@ -71,7 +65,7 @@ def test_restart_finishes_every_issuance_a_crash_left_pending(
             result = node.submit(second.tx, wait=True)
         assert result["status"] == "committed"
         # Crashed after the freeze of an Issue valid up to the tip: it can never commit.
-        third, _ = service.freeze(row_of(service, expired), 3_000, "k1", valid_until=tip(env))
+        third, _ = service.freeze(row_of(service, expired), 3_000, "k1", valid_until=env.height())
         assert service.account(row_of(service, expired))[0].frozen == 3_000
 
     # Restarted: every pending issuance was finished before the API answered.

@@ -17,14 +17,13 @@ import pytest
 
 from tally.services.common.auth import sign_headers
 from tally.services.issuer.client import Audit, Issuance, OperatorAccount
+from tests.services.harness import BAD_AMOUNTS, label_key, signed
 from tests.services.issuer.helpers import (
     IssuerEnv,
     Operator,
     assert_balanced,
     comparable,
-    operator_key,
     redeem_on_ledger,
-    signed,
 )
 
 ZERO_TXID = "00" * 32
@@ -73,7 +72,7 @@ def operator_endpoints(world: World) -> list[tuple[str, str, object]]:
 
 
 def admin_endpoints(world: World) -> list[tuple[str, str, object]]:
-    fresh = operator_key("refusal-never")
+    fresh = label_key("refusal-never")
     return [
         (
             "POST",
@@ -133,7 +132,7 @@ def test_forged_signatures_are_refused(world: World) -> None:
                 # A signature by someone else presented as B's key.
                 (
                     content,
-                    signed(operator_key("mallory"), method, path, body)[1]
+                    signed(label_key("mallory"), method, path, body)[1]
                     | {"X-Tally-Key": b.key.public_key.hex()},
                 ),
                 # Signed for another path.
@@ -160,7 +159,7 @@ def test_forged_signatures_are_refused(world: World) -> None:
 
 def test_a_key_that_is_no_operators_is_forbidden(world: World) -> None:
     before = snapshot(world.env)
-    stranger = operator_key("refusal-stranger")
+    stranger = label_key("refusal-stranger")
     with world.env.raw() as http:
         for method, path, body in operator_endpoints(world):
             content, headers = signed(stranger, method, path, body)
@@ -186,7 +185,7 @@ def test_an_operator_sees_and_moves_only_its_own_account(world: World) -> None:
 
         # A redemption crediting an account that is no operator's (yet): neither B nor A,
         # who handed the coins in, may claim it.
-        late_key = operator_key("refusal-late/sign")
+        late_key = label_key("refusal-late/sign")
         unclaimed = redeem_on_ledger(
             env, a, [world.a_issuance.coin_id], account=late_key.public_key
         )
@@ -254,23 +253,9 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(world: World) -> None:
     env, a = world.env, world.a
     before = snapshot(env)
     admin = {"authorization": f"Bearer {env.admin_token}", "content-type": "application/json"}
-    good_key = operator_key("refusal-new").public_key.hex()
+    good_key = label_key("refusal-new").public_key.hex()
     existing_key = a.key.public_key.hex()
     reserves = f"/v1/admin/operators/{a.id}/reserves"
-    amounts: list[tuple[object, str]] = [
-        (-5, "amount.out_of_range"),
-        (0, "amount.out_of_range"),
-        (2**63, "amount.out_of_range"),
-        (10**30, "amount.out_of_range"),
-        ("99999999999999999999", "amount.out_of_range"),
-        (1.5, "request.invalid"),
-        (100.0, "request.invalid"),
-        ("12abc", "request.invalid"),
-        ("-5", "request.invalid"),
-        ("1e3", "request.invalid"),
-        (True, "request.invalid"),
-        (None, "request.invalid"),
-    ]
     admin_cases: list[Case] = [
         ("POST", "/v1/admin/operators", b"{not json", 400, "request.invalid"),
         ("POST", "/v1/admin/operators", b"", 400, "request.invalid"),
@@ -349,7 +334,7 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(world: World) -> None:
         ("POST", reserves, {"amount": 5, "idempotency_key": "k" * 129}, 400, "request.invalid"),
     ] + [
         ("POST", reserves, {"amount": amount, "idempotency_key": "bad-amount"}, 400, code)
-        for amount, code in amounts
+        for amount, code in BAD_AMOUNTS
     ]
     operator_cases: list[Case] = [
         ("POST", "/v1/issuance", b"{not json", 400, "request.invalid"),
@@ -370,7 +355,7 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(world: World) -> None:
         ("GET", "/v1/issuances/abc", None, 400, "request.invalid"),
     ] + [
         ("POST", "/v1/issuance", {"amount": amount, "idempotency_key": "bad-amount"}, 400, code)
-        for amount, code in amounts
+        for amount, code in BAD_AMOUNTS
     ]
     public_cases: list[Case] = [
         ("GET", "/v1/certificates/zz", None, 400, "request.invalid"),

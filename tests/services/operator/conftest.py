@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tally.services.issuer.config import init_issuer_dir
-from tests.node.harness import ServiceProcess, free_port
-from tests.rules.helpers import CNY_ISSUER, key
-from tests.services.operator.harness import ASSET, ISSUER_MODULE, Network
+from tests.node.harness import ServiceProcess
+from tests.services.harness import start_issuer
+from tests.services.operator.harness import Network
 
 
 @pytest.fixture(scope="module")
@@ -19,16 +18,7 @@ def network(
 ) -> Iterator[Network]:
     """The module's node and an issuer over it (SQLite), holding the genesis CNY issuer key."""
     root = tmp_path_factory.mktemp("operator-net")
-    port = free_port()
-    token = init_issuer_dir(
-        root / "issuer",
-        asset=ASSET,
-        issuer_key=key(CNY_ISSUER),
-        node_url=node_process.url,
-        port=port,
-    )
-    issuer = ServiceProcess(root / "issuer", port, module=ISSUER_MODULE, health_path="/v1/health")
-    issuer.start()
+    issuer, token = start_issuer(root / "issuer", node_process.url)
     try:
         yield Network(node_process, issuer, token, root)
     finally:

@@ -11,14 +11,8 @@ import pytest
 from tally.model.encoding import tx_id
 from tally.services.common.client import ServiceCallError
 from tally.services.operator.config import DEFAULT_TIERS, FloatPolicy, TierLimits
-from tests.services.operator.harness import (
-    Network,
-    Operator,
-    start_operator,
-    unload_tx,
-    wait_until,
-    wallet_key,
-)
+from tests.services.harness import label_key, wait_until
+from tests.services.operator.harness import Network, Operator, start_operator, unload_tx
 
 TIERS = {
     1: TierLimits(balance_limit=1_000_00, payment_limit=200_00),
@@ -51,8 +45,8 @@ def test_deposit_load_unload_and_hosted_pay_move_money_as_asked(
     network: Network, operator: Operator, request: pytest.FixtureRequest
 ) -> None:
     label = _label(request)
-    alice_id, alice_r0 = wallet_key(f"{label}/alice"), wallet_key(f"{label}/alice/r0")
-    bob = wallet_key(f"{label}/bob")
+    alice_id, alice_r0 = label_key(f"{label}/alice"), label_key(f"{label}/alice/r0")
+    bob = label_key(f"{label}/bob")
     with operator.admin() as admin:
         alice = admin.create_customer("Alice", 2, alice_id.public_key)
         hank = admin.create_customer("Hank", 1)
@@ -65,34 +59,40 @@ def test_deposit_load_unload_and_hosted_pay_move_money_as_asked(
         first = admin.deposit(alice["customer_id"], 600_00, "counter-1")
         again = admin.deposit(alice["customer_id"], 600_00, "counter-1")
         assert first == again
-        assert first["deposit"] == 600_00
+        assert first["deposit"] == "60000"  # amounts travel as decimal strings
         admin.deposit(hank["customer_id"], 300_00, "counter-2")
         listed = {row["customer_id"]: row for row in admin.customers()}
-        assert listed[alice["customer_id"]]["deposit"] == 600_00
+        assert int(listed[alice["customer_id"]]["deposit"]) == 600_00
         assert listed[hank["customer_id"]]["hosted"] is True
 
     float_before = operator.float_total()
     with operator.client(key=alice_id) as client:
         me = client.me()
-        assert (me["tier"], me["deposit"], me["balance"]) == (2, 600_00, 0)
-        assert me["limits"] == {"balance_limit": 100_000_00, "payment_limit": 20_000_00}
+        assert (me["tier"], int(me["deposit"]), int(me["balance"])) == (2, 600_00, 0)
+        assert me["limits"] == {
+            "balance_limit": "10000000",
+            "payment_limit": "2000000",
+            "offline_payment_limit": "100000",
+            "offline_unsettled_limit": "500000",
+            "offline_hops": 4,
+        }
         assert me["float_key"] == operator.float_key.hex()
 
         loaded = client.load(500_00, "load-1", to=alice_r0.public_key)
         assert loaded["status"] == "done"
-        assert (loaded["amount"], loaded["deposit"]) == (500_00, 100_00)
+        assert (loaded["amount"], loaded["deposit"]) == ("50000", "10000")
         assert loaded["to"] == alice_r0.public_key.hex()
         assert network.balance(alice_r0.public_key) == 500_00
         assert operator.float_total() == float_before - 500_00
         me = client.me()
-        assert (me["deposit"], me["balance"]) == (100_00, 500_00)
+        assert (int(me["deposit"]), int(me["balance"])) == (100_00, 500_00)
         assert me["keys"] == [alice_r0.public_key.hex()]
 
         tx = unload_tx(network, alice_r0, operator.float_key, 100_00)
         unloaded = client.unload("unload-1", tx=tx)
         assert unloaded["status"] == "done"
         assert unloaded["txid"] == tx_id(tx.body).hex()
-        assert (unloaded["amount"], unloaded["deposit"]) == (100_00, 200_00)
+        assert (int(unloaded["amount"]), int(unloaded["deposit"])) == (100_00, 200_00)
         assert network.balance(alice_r0.public_key) == 400_00
         assert operator.float_total() == float_before - 400_00
         kinds = [(entry["kind"], entry["status"]) for entry in client.history()]
@@ -110,10 +110,10 @@ def test_deposit_load_unload_and_hosted_pay_move_money_as_asked(
         assert network.balance(bob.public_key) == 120_00
         assert network.balance(hosted) == 130_00
         unloaded = client.unload("h-unload-1", amount=30_00)
-        assert (unloaded["status"], unloaded["deposit"]) == ("done", 80_00)
+        assert (unloaded["status"], int(unloaded["deposit"])) == ("done", 80_00)
         assert network.balance(hosted) == 100_00
         me = client.me()
-        assert (me["deposit"], me["balance"], me["hosted"]) == (80_00, 100_00, True)
+        assert (int(me["deposit"]), int(me["balance"]), me["hosted"]) == (80_00, 100_00, True)
 
     # Every coin that left the float is at Alice's key, Hank's hosted key or Bob's key.
     total = (
@@ -133,17 +133,14 @@ def test_limits_refuse_and_nothing_moves(
     network: Network, operator: Operator, request: pytest.FixtureRequest
 ) -> None:
     label = _label(request)
-    carol_id, carol_r0 = wallet_key(f"{label}/carol"), wallet_key(f"{label}/carol/r0")
-    payee = wallet_key(f"{label}/payee")
+    carol_id, carol_r0 = label_key(f"{label}/carol"), label_key(f"{label}/carol/r0")
+    payee = label_key(f"{label}/payee")
     with operator.admin() as admin:
         carol = admin.create_customer("Carol", 1, carol_id.public_key)
         hosted = admin.create_customer("Hosted", 1)
         admin.deposit(carol["customer_id"], 5_000_00, "c-1")
         admin.deposit(hosted["customer_id"], 5_000_00, "h-1")
-        assert admin.info()["tiers"]["1"] == {
-            "balance_limit": 1_000_00,
-            "payment_limit": 200_00,
-        }
+        assert admin.info()["tiers"]["1"] == {"balance_limit": "100000", "payment_limit": "20000"}
 
     def snapshot() -> tuple[object, ...]:
         with operator.admin() as admin:
@@ -163,7 +160,7 @@ def test_limits_refuse_and_nothing_moves(
         with pytest.raises(ServiceCallError) as refused:
             client.load(1_000_01, "over-1", to=carol_r0.public_key)
         assert (refused.value.status, refused.value.code) == (422, "limit.exceeded")
-        assert refused.value.detail["limit"] == 1_000_00
+        assert int(refused.value.detail["limit"]) == 1_000_00
         assert snapshot() == before
 
         assert client.load(900_00, "ok-1", to=carol_r0.public_key)["status"] == "done"
@@ -171,7 +168,7 @@ def test_limits_refuse_and_nothing_moves(
         with pytest.raises(ServiceCallError) as refused:
             client.load(100_01, "over-2", to=carol_r0.public_key)
         assert refused.value.code == "limit.exceeded"
-        assert refused.value.detail["balance"] == 900_00
+        assert int(refused.value.detail["balance"]) == 900_00
         assert snapshot() == before
         # The refused key was not used up: the same key may carry a fitting request.
         assert client.load(100_00, "over-2", to=carol_r0.public_key)["status"] == "done"
@@ -182,7 +179,7 @@ def test_limits_refuse_and_nothing_moves(
         with pytest.raises(ServiceCallError) as refused:
             client.pay(payee.public_key, 200_01, "pay-over")
         assert (refused.value.status, refused.value.code) == (422, "limit.exceeded")
-        assert refused.value.detail["limit"] == 200_00
+        assert int(refused.value.detail["limit"]) == 200_00
         assert snapshot() == before
         with pytest.raises(ServiceCallError) as refused:
             client.load(1, "h-over")
@@ -193,13 +190,13 @@ def test_limits_refuse_and_nothing_moves(
 
     # A deposit that does not cover the load: funds.insufficient, nothing moves.
     with operator.admin() as admin:
-        dora_id = wallet_key(f"{label}/dora")
+        dora_id = label_key(f"{label}/dora")
         dora = admin.create_customer("Dora", 1, dora_id.public_key)
         admin.deposit(dora["customer_id"], 50_00, "d-1")
     with operator.client(key=dora_id) as client:
         before = snapshot()
         with pytest.raises(ServiceCallError) as refused:
-            client.load(50_01, "d-load", to=wallet_key(f"{label}/dora/r0").public_key)
+            client.load(50_01, "d-load", to=label_key(f"{label}/dora/r0").public_key)
         assert (refused.value.status, refused.value.code) == (422, "funds.insufficient")
         assert snapshot() == before
 
@@ -208,7 +205,7 @@ def test_idempotency_keys_move_money_once(
     network: Network, operator: Operator, request: pytest.FixtureRequest
 ) -> None:
     label = _label(request)
-    erin_id, erin_r0 = wallet_key(f"{label}/erin"), wallet_key(f"{label}/erin/r0")
+    erin_id, erin_r0 = label_key(f"{label}/erin"), label_key(f"{label}/erin/r0")
     with operator.admin() as admin:
         erin = admin.create_customer("Erin", 2, erin_id.public_key)
         admin.deposit(erin["customer_id"], 10_000_00, "e-1")
@@ -240,12 +237,12 @@ def test_idempotency_keys_move_money_once(
         assert len(answers) == 10
         assert len({str(answer["txid"]) for answer in answers}) == 1
         assert network.balance(erin_r0.public_key) == 1_500_00
-        assert client.me()["deposit"] == 8_500_00
+        assert int(client.me()["deposit"]) == 8_500_00
 
         tx = unload_tx(network, erin_r0, operator.float_key, 300_00)
         first = client.unload("U-1", tx=tx)
         assert client.unload("U-1", tx=tx) == first
-        assert client.me()["deposit"] == 8_800_00
+        assert int(client.me()["deposit"]) == 8_800_00
         other = unload_tx(network, erin_r0, operator.float_key, 10_00)
         with pytest.raises(ServiceCallError) as conflict:
             client.unload("U-1", tx=other)
@@ -254,7 +251,7 @@ def test_idempotency_keys_move_money_once(
         with pytest.raises(ServiceCallError) as conflict:
             client.unload("U-2", tx=tx)
         assert (conflict.value.status, conflict.value.code) == (409, "idempotency.conflict")
-        assert client.me()["deposit"] == 8_800_00
+        assert int(client.me()["deposit"]) == 8_800_00
         assert network.balance(erin_r0.public_key) == 1_200_00
     with operator.admin() as admin:
         assert len(admin.journal(erin["customer_id"])) == 1 + 2 + 1
@@ -270,7 +267,7 @@ def test_float_is_topped_up_and_redeemed_through_the_issuer(
         assert operator.float_total() == 0
         with operator.admin() as admin:
             result = admin.rebalance()
-            assert (result["action"], result["amount"], result["status"]) == (
+            assert (result["action"], int(result["amount"]), result["status"]) == (
                 "issue",
                 5_000_00,
                 "done",
@@ -278,7 +275,7 @@ def test_float_is_topped_up_and_redeemed_through_the_issuer(
             assert operator.float_total() == 5_000_00
             assert admin.rebalance()["action"] == "none"
 
-            frank_id, frank_r0 = wallet_key(f"{label}/frank"), wallet_key(f"{label}/frank/r0")
+            frank_id, frank_r0 = label_key(f"{label}/frank"), label_key(f"{label}/frank/r0")
             frank = admin.create_customer("Frank", 3, frank_id.public_key)
             admin.deposit(frank["customer_id"], 100_000_00, "f-1")
         with operator.client(key=frank_id) as client:

@@ -24,13 +24,15 @@ from tally.client.errors import NodeRejection, NodeUnreachable
 from tally.client.node_client import NodeClient
 from tally.model.encoding import encode
 from tally.model.tx import SignedTx
+from tally.services.issuer.client import Issuance, Redemption
 from tally.services.operator.config import FloatPolicy, init_operator_dir, load_config
-from tally.services.operator.float import FloatUnavailableError, IssuerError
+from tally.services.operator.float import FloatUnavailableError, IssuerCallError
 from tally.services.operator.service import OperatorService
 from tally.services.operator.store import CustomerRow
 from tests.node.harness import ServiceProcess
 from tests.rules.helpers import CHAIN_ID, CNY_ISSUER, key
-from tests.services.operator.harness import ASSET, STILL, NodeView, unload_tx, wallet_key
+from tests.services.harness import ASSET, Ledger, label_key
+from tests.services.operator.harness import STILL, unload_tx
 
 _nonces = itertools.count(time.time_ns())
 
@@ -42,34 +44,52 @@ class FakeIssuer:
         self.node_url = node_url
         self.float_key = float_key
         self.down = False
-        self.issued: dict[str, dict[str, Any]] = {}
+        self.issued: dict[str, Issuance] = {}
         self.notified: list[str] = []
 
-    def request_issuance(self, amount: int, idempotency_key: str) -> dict[str, Any]:
+    def request_issuance(self, amount: int, idempotency_key: str) -> Issuance:
         if self.down:
-            raise IssuerError("the issuer is down", permanent=False)
+            raise IssuerCallError("the issuer is down", permanent=False)
         if idempotency_key not in self.issued:
+            reserve_ref = hashlib.sha256(idempotency_key.encode()).digest()
             with NodeClient(self.node_url) as node:
                 height = int(node.status()["height"])
                 tx = make_issue(
                     ASSET,
                     key(CNY_ISSUER),
                     [(self.float_key, amount)],
-                    hashlib.sha256(idempotency_key.encode()).digest(),
+                    reserve_ref,
                     next(_nonces),
                     height + 100,
                     CHAIN_ID,
                 )
                 result = node.submit(tx)
             assert result["status"] == "committed", result
-            self.issued[idempotency_key] = {"status": "committed", **result}
+            self.issued[idempotency_key] = Issuance(
+                id=len(self.issued) + 1,
+                operator_id=1,
+                idempotency_key=idempotency_key,
+                amount=amount,
+                float_key=self.float_key.hex(),
+                status="committed",
+                txid=str(result["txid"]),
+                coin_id=None,
+                height=int(result["height"]),
+                valid_until=height + 100,
+                reserve_ref=reserve_ref.hex(),
+                certificate=None,
+                error_code=None,
+                error_message=None,
+                created_ms=0,
+                updated_ms=0,
+            )
         return self.issued[idempotency_key]
 
-    def notify_redemption(self, txid: str) -> dict[str, Any]:
+    def notify_redemption(self, txid: str) -> Redemption:
         if self.down:
-            raise IssuerError("the issuer is down", permanent=False)
+            raise IssuerCallError("the issuer is down", permanent=False)
         self.notified.append(txid)
-        return {"txid": txid}
+        return Redemption(txid=txid, operator_id=1, amount=1, height=1, source="api", released_ms=0)
 
 
 class Env:
@@ -107,8 +127,8 @@ class Env:
             service.stop()
 
     @property
-    def ledger(self) -> NodeView:
-        return NodeView(self.node)
+    def ledger(self) -> Ledger:
+        return Ledger(self.node)
 
     def balance(self, public_key: bytes) -> int:
         return self.ledger.balance(public_key)
@@ -124,7 +144,7 @@ def env(node_process: ServiceProcess, db_url: str, tmp_path: Path) -> Iterator[E
 
 
 def _customer(service: OperatorService, label: str, deposit: int = 10_000_00) -> CustomerRow:
-    created = service.create_customer(label, 3, wallet_key(label).public_key.hex())
+    created = service.create_customer(label, 3, label_key(label).public_key.hex())
     service.deposit(created["customer_id"], deposit, f"{label}-deposit")
     return service.customer(created["customer_id"])
 
@@ -154,7 +174,7 @@ def test_a_load_left_pending_by_a_crash_is_finished_once_on_restart(
     service = env.start()
     env.issuer.request_issuance(10_000_00, f"{label}-fund")
     customer = _customer(service, label)
-    to = wallet_key(f"{label}/r0").public_key
+    to = label_key(f"{label}/r0").public_key
     gone(service)
 
     answer = service.load(customer, 700_00, "L", to.hex())
@@ -175,8 +195,8 @@ def test_a_load_left_pending_by_a_crash_is_finished_once_on_restart(
         answer.body["txid"],
     )
     assert env.balance(to) == 700_00
-    assert restarted.float.view()["reserved"] == 0
-    assert restarted.me(customer)["pending_loads"] == 0
+    assert restarted.float.view()["reserved"] == "0"
+    assert restarted.me(customer)["pending_loads"] == "0"
 
 
 def test_an_unload_committed_but_not_settled_is_credited_exactly_once(
@@ -186,7 +206,7 @@ def test_an_unload_committed_but_not_settled_is_credited_exactly_once(
     service = env.start()
     env.issuer.request_issuance(10_000_00, f"{label}-fund")
     customer = _customer(service, label, deposit=1_000_00)
-    wallet = wallet_key(f"{label}/r0")
+    wallet = label_key(f"{label}/r0")
     service.load(customer, 1_000_00, "L", wallet.public_key.hex())
     tx = unload_tx(env.ledger, wallet, env.float_key, 250_00)
     _node_gone_after(service)
@@ -208,7 +228,7 @@ def test_an_unload_committed_but_not_settled_is_credited_exactly_once(
     assert restarted.customer(customer.id).deposit == 250_00
     again = restarted.unload(customer, "U", _hex(tx), None)
     assert again.body["status"] == "done"
-    assert again.body["deposit"] == 250_00
+    assert int(again.body["deposit"]) == 250_00
     assert env.balance(wallet.public_key) == 750_00
 
 
@@ -217,7 +237,7 @@ def test_a_load_the_ledger_refuses_for_good_is_refunded(env: Env, tmp_path: Path
     service = env.start()
     env.issuer.request_issuance(10_000_00, f"{label}-fund")
     customer = _customer(service, label, deposit=500_00)
-    to = wallet_key(f"{label}/r0").public_key
+    to = label_key(f"{label}/r0").public_key
 
     def submit(tx: SignedTx | bytes, wait: bool = True) -> dict[str, Any]:
         raise NodeRejection("window.expired", "too late", {}, 400)
@@ -228,7 +248,7 @@ def test_a_load_the_ledger_refuses_for_good_is_refunded(env: Env, tmp_path: Path
     assert answer.body["code"] == "operator.tx_refused"
     assert answer.body["detail"]["node_code"] == "window.expired"
     assert service.customer(customer.id).deposit == 500_00
-    assert service.float.view()["reserved"] == 0
+    assert service.float.view()["reserved"] == "0"
     assert env.balance(to) == 0
     # The key keeps its answer; a new key may try again (and now succeeds).
     restarted = env.restart()
@@ -243,7 +263,7 @@ def test_a_short_float_with_the_issuer_down_refuses_and_issues_later(
     label = f"svc-short-{tmp_path.name}"
     service = env.start()
     customer = _customer(service, label, deposit=500_00)
-    to = wallet_key(f"{label}/r0").public_key
+    to = label_key(f"{label}/r0").public_key
     env.issuer.down = True
     with pytest.raises(FloatUnavailableError) as refused:
         service.load(customer, 300_00, "L", to.hex())
@@ -272,7 +292,7 @@ def test_a_redemption_the_issuer_did_not_hear_of_is_told_after_restart(
         env.issuer.request_issuance(5_000_00, "fund")
         env.issuer.down = True
         result = service.rebalance()
-        assert (result["action"], result["amount"]) == ("redeem", 4_900_00)
+        assert (result["action"], int(result["amount"])) == ("redeem", 4_900_00)
         assert result["status"] == "pending"
         assert env.balance(env.float_key) == 100_00  # redeemed on the ledger already
         [entry] = service.store.pending_entries(["redeem"])
@@ -309,7 +329,7 @@ def test_a_float_of_many_small_coins_is_merged_before_it_pays(env: Env, tmp_path
             assert node.submit(tx)["status"] == "committed"
     assert len(env.ledger.coins(env.float_key)) == 70
     customer = _customer(service, label, deposit=100_00)
-    to = wallet_key(f"{label}/r0").public_key
+    to = label_key(f"{label}/r0").public_key
     answer = service.load(customer, 68_00, "L", to.hex())
     assert answer.body["status"] == "done"
     assert env.balance(to) == 68_00

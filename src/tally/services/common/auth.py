@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from collections.abc import Mapping
 
 from fastapi import Request
@@ -26,6 +25,7 @@ from fastapi import Request
 from tally.crypto.hashing import tagged_hash
 from tally.crypto.schnorr import PrivateKey, verify
 from tally.model.types import PublicKey
+from tally.services.common import clock
 from tally.services.common.errors import AuthInvalidError, AuthMissingError
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "new_token",
     "hash_token",
     "bearer_token",
+    "request_target",
     "signed_key",
     "token_matches",
 ]
@@ -51,10 +52,6 @@ TIME_HEADER = "X-Tally-Time"
 SIGNATURE_HEADER = "X-Tally-Signature"
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def request_digest(method: str, target: str, time_ms: int, body: bytes) -> bytes:
     """The 32 bytes a request's signature signs."""
     message = f"{method.upper()}\n{target}\n{time_ms}\n".encode() + hashlib.sha256(body).digest()
@@ -65,7 +62,7 @@ def sign_headers(
     key: PrivateKey, method: str, target: str, body: bytes, now_ms: int | None = None
 ) -> dict[str, str]:
     """The headers that sign a request to `target` (the path with its query string)."""
-    time_ms = _now_ms() if now_ms is None else now_ms
+    time_ms = clock.now_ms() if now_ms is None else now_ms
     signature = key.sign(request_digest(method, target, time_ms, body))
     return {
         KEY_HEADER: key.public_key.hex(),
@@ -112,7 +109,7 @@ def verify_signed(
         time_ms = int(time_text)
     except ValueError:
         raise AuthInvalidError("signature headers are not hex and an integer time") from None
-    now = _now_ms() if now_ms is None else now_ms
+    now = clock.now_ms() if now_ms is None else now_ms
     if abs(now - time_ms) > MAX_SKEW_MS:
         raise AuthInvalidError(
             f"the request was signed at {time_ms}, more than {MAX_SKEW_MS // 1000} s from now",
@@ -150,7 +147,8 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def _target(request: Request) -> str:
+def request_target(request: Request) -> str:
+    """What a request's signature covers of its URL: the path and the query string."""
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
 
@@ -163,4 +161,4 @@ async def signed_key(request: Request) -> PublicKey:
         AuthInvalidError: the signature does not hold.
     """
     body = await request.body()
-    return verify_signed(request.headers, request.method, _target(request), body)
+    return verify_signed(request.headers, request.method, request_target(request), body)

@@ -10,9 +10,28 @@ import httpx
 from tally.crypto.schnorr import PrivateKey
 from tally.services.common.auth import sign_headers
 
-__all__ = ["ServiceClient", "ServiceCallError", "DEFAULT_TIMEOUT"]
+__all__ = ["ServiceClient", "ServiceCallError", "Closing", "DEFAULT_TIMEOUT", "to_hex"]
 
 DEFAULT_TIMEOUT = 30.0
+
+
+def to_hex(value: bytes | str) -> str:
+    """A key, id or hash as the APIs take it: bytes as hex, a string as it is."""
+    return value.hex() if isinstance(value, bytes | bytearray) else value
+
+
+class Closing:
+    """A client that is its own context manager: `with Client(...) as client:` closes it."""
+
+    def close(self) -> None:
+        """Release the connections."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class ServiceCallError(Exception):
@@ -33,7 +52,7 @@ class ServiceCallError(Exception):
         self.detail = detail
 
 
-class ServiceClient:
+class ServiceClient(Closing):
     """Calls one service; signs each request with `key` and/or sends `token` as bearer."""
 
     def __init__(
@@ -52,12 +71,6 @@ class ServiceClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:  # Any: JSON
         """GET `path`; the decoded JSON answer."""

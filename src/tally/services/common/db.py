@@ -8,13 +8,16 @@ row locks (`SELECT ... FOR UPDATE`) where a balance is read and then changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
 
-__all__ = ["make_engine", "sqlite_url", "is_sqlite"]
+__all__ = ["make_engine", "sqlite_url", "is_sqlite", "inserted_id", "row_as"]
+
+_Row = TypeVar("_Row")
 
 _SQLITE_BUSY_MS = 10_000
 
@@ -58,3 +61,20 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an `INSERT` made.
+
+    Raises:
+        LookupError: the database did not say (a statement that inserted nothing).
+    """
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise LookupError("the database did not return the new row's id")
+    return int(key[0])
+
+
+def row_as(kind: type[_Row], row: Mapping[Any, Any]) -> _Row:  # Any: a row's columns
+    """A frozen dataclass of plain values from a row mapping, one column per field."""
+    return kind(**{name: row[name] for name in kind.__dataclass_fields__})  # type: ignore[attr-defined]

@@ -7,13 +7,16 @@ input. A refusal changes nothing, and the service goes on serving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tally.client.errors import NodeError, NodeRejection
 from tally.model.rejection import Rejection
 from tally.node.errors import BadRequestError
 from tally.wallet.errors import InsufficientFundsError, LimitExceededError
@@ -27,6 +30,7 @@ __all__ = [
     "BadRequestError",
     "IdempotencyConflictError",
     "UpstreamError",
+    "upstream_errors",
     "LimitExceededError",
     "InsufficientFundsError",
     "install_error_handlers",
@@ -79,6 +83,23 @@ class UpstreamError(ServiceRejection):
 
     code = "service.upstream"
     http_status = 502
+
+
+@contextlib.contextmanager
+def upstream_errors(what: str) -> Iterator[None]:
+    """Turn a failed call to the ledger node into `UpstreamError`, saying what failed.
+
+    Raises:
+        UpstreamError: the node did not answer, or refused (its code in `detail`).
+    """
+    try:
+        yield
+    except NodeError as exc:
+        if isinstance(exc, NodeRejection):
+            detail = {"node_code": exc.code, "node_message": exc.message}
+        else:
+            detail = {"node_error": str(exc)}
+        raise UpstreamError(f"could not {what} on the ledger node: {exc}", **detail) from None
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
 from tally.node.process import GracefulServer
 
-__all__ = ["serve", "configure_logging"]
+__all__ = ["serve", "configure_logging", "directory_argument"]
 
 
 def configure_logging(level: str = "info") -> None:
@@ -17,6 +20,21 @@ def configure_logging(level: str = "info") -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: one line per call to the node would bury the rest.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def directory_argument(argv: Sequence[str] | None, module: str) -> Path | None:
+    """The service directory of `python -m MODULE DIR`: the one argument.
+
+    Returns:
+        The directory (or its TOML file), or None after printing the usage to stderr.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        print(f"usage: python -m {module} SERVICE_DIR", file=sys.stderr)
+        return None
+    return Path(args[0])
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:

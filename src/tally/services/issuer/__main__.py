@@ -1,22 +1,28 @@
-"""`python -m tally.services.issuer DIR`: run the issuer service of a directory."""
+"""`python -m tally.services.issuer DIR`: run the issuer service of a directory.
+
+Runs until SIGTERM or SIGINT, then stops the follower and closes the database cleanly.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 
+from tally.services.common.process import directory_argument
 from tally.services.issuer.api import run_issuer
 
 __all__ = ["main"]
 
 
-def main() -> None:
-    """Run the issuer whose directory (or `issuer.toml`) is the first argument."""
-    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
-        print("usage: python -m tally.services.issuer ISSUER_DIR_OR_ISSUER_TOML", file=sys.stderr)
-        sys.exit(2)
-    sys.exit(run_issuer(Path(sys.argv[1])))
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the issuer whose directory (or `issuer.toml`) is the one argument.
+
+    Returns:
+        0 after a clean stop, 2 for a usage or configuration error.
+    """
+    directory = directory_argument(argv, "tally.services.issuer")
+    return 2 if directory is None else run_issuer(directory)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

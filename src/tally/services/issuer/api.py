@@ -8,12 +8,12 @@ Who may call what:
                 `X-Tally-Signature`); 401 unsigned or forged, 403 for a key that is no
                 operator's or for another operator's records.
 
-Credentials are checked before the body is read, and bodies are parsed here (not by
-FastAPI's validation), so that every refusal carries our own code: 400 `request.invalid`
-for malformed JSON or fields, 400 `amount.out_of_range` for an amount outside
-1 … 2^63-1. Amounts may be sent as JSON integers or decimal strings; they are answered as
-decimal strings. Keys, ids and hashes are lowercase hex. Every refusal is
-`{"code", "message", "detail"}`.
+Credentials are checked before the body is read, and bodies are parsed here
+(`tally.services.common.requests`, not FastAPI's validation), so that every refusal carries
+our own code: 400 `request.invalid` for malformed JSON or fields, 400 `amount.out_of_range`
+for an amount outside 1 … 2^63-1. Amounts are taken as JSON integers or decimal strings and
+answered as decimal strings (`tally.services.common.amounts`). Keys, ids and hashes are
+lowercase hex. Every refusal is `{"code", "message", "detail"}`.
 
 Endpoints (the answers are the wire models of `tally.services.issuer.client`):
 
@@ -54,21 +54,19 @@ Endpoints (the answers are the wire models of `tally.services.issuer.client`):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import string
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine.url import make_url
 
 from tally.client.node_client import NodeClient
-from tally.crypto.schnorr import is_valid_public_key
-from tally.model.coin import AmountOutOfRangeError
-from tally.model.types import MAX_AMOUNT, MIN_AMOUNT, PublicKey
+from tally.model.types import PublicKey
 from tally.node.keyfile import KeyFileError, read_key
+from tally.services.common.amounts import parse_amount
 from tally.services.common.auth import bearer_token, signed_key, token_matches
 from tally.services.common.db import make_engine
 from tally.services.common.errors import (
@@ -79,10 +77,19 @@ from tally.services.common.errors import (
     install_error_handlers,
 )
 from tally.services.common.process import configure_logging, serve
+from tally.services.common.requests import (
+    RequestBody,
+    parse_body,
+    parse_hex32,
+    parse_id,
+    parse_idempotency_key,
+    parse_public_key,
+)
 from tally.services.issuer import store
 from tally.services.issuer.certificate import decode_certificate
 from tally.services.issuer.client import (
     Audit,
+    CertificateBody,
     CertificateEntry,
     CertificateView,
     Health,
@@ -100,98 +107,44 @@ from tally.services.issuer.service import (
     IssuanceFailedError,
     IssuerService,
 )
-from tally.services.issuer.store import COMMITTED, FAILED, IssuanceRow, OperatorRow, Totals
+from tally.services.issuer.store import (
+    COMMITTED,
+    FAILED,
+    IssuanceRow,
+    OperatorRow,
+    Totals,
+)
 
 __all__ = [
     "create_app",
     "run_issuer",
-    "operator_json",
-    "issuance_json",
-    "audit_json",
+    "operator_account",
+    "issuance_view",
+    "audit_view",
 ]
 
 log = logging.getLogger(__name__)
 
 _NODE_TIMEOUT = 15.0
 _MAX_NAME = 100
-_MAX_IDEMPOTENCY_KEY = 128
-_IDEMPOTENCY_CHARS = frozenset(string.ascii_letters + string.digits + string.punctuation)
-_HEX = frozenset("0123456789abcdef")
 
 
 # -- request bodies --------------------------------------------------------------------------
 
 
-class _OperatorRequest(msgspec.Struct, forbid_unknown_fields=True):
+class _OperatorRequest(RequestBody, frozen=True):
     name: str
     key: str
     float_key: str
 
 
-class _AmountRequest(msgspec.Struct, forbid_unknown_fields=True):
-    amount: int | str
+class _AmountRequest(RequestBody, frozen=True):
+    amount: object  # an integer or a decimal string: `parse_amount` reads it
     idempotency_key: str
 
 
-class _RedemptionRequest(msgspec.Struct, forbid_unknown_fields=True):
+class _RedemptionRequest(RequestBody, frozen=True):
     txid: str
-
-
-_Body = TypeVar("_Body", _OperatorRequest, _AmountRequest, _RedemptionRequest)
-
-
-def _parse(body: bytes, kind: type[_Body]) -> _Body:
-    """Decode a JSON request body into `kind`, refusing anything else with a clear message."""
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequestError(f"the request body is not as expected: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequestError(f"the request body is not JSON: {exc}") from None
-
-
-def _amount(value: int | str) -> int:
-    """A request's amount: an integer (or decimal string) in 1 … 2^63-1."""
-    if isinstance(value, str):
-        if not value.isascii() or not value.isdigit() or len(value) > 20:
-            raise BadRequestError(
-                f"amount is an integer count of minor units, got {value[:40]!r}", field="amount"
-            )
-        value = int(value)
-    if not MIN_AMOUNT <= value <= MAX_AMOUNT:
-        raise AmountOutOfRangeError(
-            f"amount must be an integer in {MIN_AMOUNT} … {MAX_AMOUNT}, got {value}",
-            amount=str(value),
-        )
-    return value
-
-
-def _idempotency_key(value: str) -> str:
-    if not 0 < len(value) <= _MAX_IDEMPOTENCY_KEY or not set(value) <= _IDEMPOTENCY_CHARS:
-        raise BadRequestError(
-            f"idempotency_key is 1 to {_MAX_IDEMPOTENCY_KEY} printable ASCII characters "
-            "without spaces",
-            field="idempotency_key",
-        )
-    return value
-
-
-def _hex32(value: str, field: str) -> str:
-    text = value.lower()
-    if len(text) != 64 or not set(text) <= _HEX:
-        raise BadRequestError(
-            f"{field} is 32 bytes as 64 hex digits, got {value[:80]!r}", field=field
-        )
-    return text
-
-
-def _public_key(value: str, field: str) -> str:
-    text = _hex32(value, field)
-    if not is_valid_public_key(bytes.fromhex(text)):
-        raise BadRequestError(
-            f"{field} {text} is not an x-only public key (a point on secp256k1)", field=field
-        )
-    return text
 
 
 def _name(value: str) -> str:
@@ -203,64 +156,20 @@ def _name(value: str) -> str:
     return name
 
 
-def _id(value: str, what: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise BadRequestError(f"{what} is a number, got {value[:40]!r}")
-    return int(value)
-
-
 # -- answers ---------------------------------------------------------------------------------
 
 
-def operator_json(operator: OperatorRow, totals: Totals) -> dict[str, Any]:  # Any: JSON
+def operator_account(operator: OperatorRow, totals: Totals) -> OperatorAccount:
     """An operator's account as the API shows it."""
-    return OperatorAccount(
-        id=operator.id,
-        name=operator.name,
-        key=operator.key,
-        float_key=operator.float_key,
-        available=totals.available,
-        frozen=totals.frozen,
-        issued=totals.issued,
-        redeemed=totals.redeemed,
-        pending=totals.pending,
-        created_ms=operator.created_ms,
-    ).to_json()
+    return OperatorAccount.of(operator, **dataclasses.asdict(totals))
 
 
-def issuance_json(row: IssuanceRow) -> dict[str, Any]:  # Any: JSON
+def issuance_view(row: IssuanceRow) -> Issuance:
     """An issuance as the API shows it."""
-    return Issuance(
-        id=row.id,
-        operator_id=row.operator_id,
-        idempotency_key=row.idempotency_key,
-        amount=row.amount,
-        float_key=row.float_key,
-        status=row.status,
-        txid=row.txid,
-        coin_id=row.coin_id,
-        height=row.height,
-        valid_until=row.valid_until,
-        reserve_ref=row.reserve_ref,
-        certificate=None if row.certificate is None else row.certificate.hex(),
-        error_code=row.error_code,
-        error_message=row.error_message,
-        created_ms=row.created_ms,
-        updated_ms=row.updated_ms,
-    ).to_json()
+    return Issuance.of(row, certificate=None if row.certificate is None else row.certificate.hex())
 
 
-def _reserve_totals(totals: Totals) -> ReserveTotals:
-    return ReserveTotals(
-        available=totals.available,
-        frozen=totals.frozen,
-        issued=totals.issued,
-        redeemed=totals.redeemed,
-        pending=totals.pending,
-    )
-
-
-def audit_json(figures: AuditFigures, asset: str, issuer: str) -> dict[str, Any]:  # Any: JSON
+def audit_view(figures: AuditFigures, asset: str, issuer: str) -> Audit:
     """The audit as the API shows it."""
     return Audit(
         asset=asset,
@@ -271,50 +180,33 @@ def audit_json(figures: AuditFigures, asset: str, issuer: str) -> dict[str, Any]
             redeemed=figures.ledger_redeemed,
             outstanding=figures.ledger_outstanding,
         ),
-        reserves=_reserve_totals(figures.totals),
-        operators=tuple(
-            OperatorAccount.from_json(operator_json(op, totals)) for op, totals in figures.operators
-        ),
+        reserves=ReserveTotals.of(figures.totals),
+        operators=tuple(operator_account(op, totals) for op, totals in figures.operators),
         certificates=tuple(
-            CertificateEntry(
-                hash=row.reserve_ref or "",
-                issuance_id=row.id,
-                operator_id=row.operator_id,
-                amount=row.amount,
-                status=row.status,
-                txid=row.txid,
-                height=row.height,
-            )
+            CertificateEntry.of(row, hash=row.reserve_ref, issuance_id=row.id)
             for row in figures.certificates
             if row.reserve_ref is not None
         ),
         follower_height=figures.follower_height,
         balanced=figures.balanced,
         time_ms=figures.time_ms,
-    ).to_json()
+    )
 
 
-def _certificate_json(row: IssuanceRow) -> dict[str, Any]:  # Any: JSON
-    if row.certificate is None:
+def _certificate_view(row: IssuanceRow) -> CertificateView:
+    if row.certificate is None or row.reserve_ref is None:
         raise NotFoundError(f"issuance {row.id} has no certificate yet", issuance_id=row.id)
     signed = decode_certificate(row.certificate)
     body = signed.certificate
-    return CertificateView(
-        hash=row.reserve_ref or "",
+    return CertificateView.of(
+        row,
+        hash=row.reserve_ref,
         encoded=row.certificate.hex(),
-        chain_id=body.chain_id,
-        asset=body.asset,
-        operator=body.operator.hex(),
-        amount=body.amount,
-        sequence=body.sequence,
-        time_ms=body.time_ms,
+        certificate=CertificateBody.of(body, operator=body.operator.hex()),
         issuer=signed.issuer.hex(),
         signature=signed.signature.hex(),
         issuance_id=row.id,
-        status=row.status,
-        txid=row.txid,
-        height=row.height,
-    ).to_json()
+    )
 
 
 # -- the application -------------------------------------------------------------------------
@@ -349,51 +241,45 @@ def create_app(service: IssuerService, admin_token_hash: str) -> FastAPI:
 
     @app.post("/v1/admin/operators", status_code=201, dependencies=[Depends(require_admin)])
     def register_operator(body: bytes = Depends(_raw_body)) -> dict[str, Any]:
-        request = _parse(body, _OperatorRequest)
+        request = parse_body(body, _OperatorRequest)
         operator = service.register_operator(
             _name(request.name),
-            _public_key(request.key, "key"),
-            _public_key(request.float_key, "float_key"),
+            parse_public_key(request.key, "key").hex(),
+            parse_public_key(request.float_key, "float_key").hex(),
         )
-        return operator_json(operator, Totals(0, 0, 0, 0, 0))
+        return operator_account(operator, Totals(0, 0, 0, 0, 0)).to_json()
 
     @app.get("/v1/admin/operators", dependencies=[Depends(require_admin)])
     def list_operators() -> dict[str, Any]:
-        return {"operators": [operator_json(op, totals) for op, totals in service.operators()]}
+        operators = service.operators()
+        return {"operators": [operator_account(*each).to_json() for each in operators]}
 
     @app.get("/v1/admin/operators/{operator_id}", dependencies=[Depends(require_admin)])
     def get_operator(operator_id: str) -> dict[str, Any]:
-        return operator_json(*service.operator(_id(operator_id, "operator id")))
+        return operator_account(*service.operator(parse_id(operator_id, "operator id"))).to_json()
 
     @app.post("/v1/admin/operators/{operator_id}/reserves", dependencies=[Depends(require_admin)])
     def fund_reserve(operator_id: str, body: bytes = Depends(_raw_body)) -> dict[str, Any]:
-        number = _id(operator_id, "operator id")
-        request = _parse(body, _AmountRequest)
+        number = parse_id(operator_id, "operator id")
+        request = parse_body(body, _AmountRequest)
         deposit, operator, totals = service.fund_reserve(
-            number, _amount(request.amount), _idempotency_key(request.idempotency_key)
+            number, parse_amount(request.amount), parse_idempotency_key(request.idempotency_key)
         )
-        return ReserveDeposit(
-            id=deposit.id,
-            operator_id=deposit.operator_id,
-            idempotency_key=deposit.idempotency_key,
-            amount=deposit.amount,
-            created_ms=deposit.created_ms,
-            account=OperatorAccount.from_json(operator_json(operator, totals)),
-        ).to_json()
+        return ReserveDeposit.of(deposit, account=operator_account(operator, totals)).to_json()
 
     # -- operators -----------------------------------------------------------------------
 
     @app.get("/v1/account")
     def account(operator: OperatorRow = Depends(current_operator)) -> dict[str, Any]:
-        return operator_json(*service.account(operator))
+        return operator_account(*service.account(operator)).to_json()
 
     @app.post("/v1/issuance")
     def request_issuance(
         operator: OperatorRow = Depends(current_operator), body: bytes = Depends(_raw_body)
     ) -> JSONResponse:
-        request = _parse(body, _AmountRequest)
+        request = parse_body(body, _AmountRequest)
         row = service.issue(
-            operator, _amount(request.amount), _idempotency_key(request.idempotency_key)
+            operator, parse_amount(request.amount), parse_idempotency_key(request.idempotency_key)
         )
         if row.status == FAILED:
             raise IssuanceFailedError(
@@ -404,43 +290,40 @@ def create_app(service: IssuerService, admin_token_hash: str) -> FastAPI:
                 node_message=row.error_message,
             )
         return JSONResponse(
-            status_code=200 if row.status == COMMITTED else 202, content=issuance_json(row)
+            status_code=200 if row.status == COMMITTED else 202,
+            content=issuance_view(row).to_json(),
         )
 
     @app.get("/v1/issuances")
     def list_issuances(operator: OperatorRow = Depends(current_operator)) -> dict[str, Any]:
-        return {"issuances": [issuance_json(row) for row in service.issuances_of(operator)]}
+        rows = service.issuances_of(operator)
+        return {"issuances": [issuance_view(row).to_json() for row in rows]}
 
     @app.get("/v1/issuances/{issuance_id}")
     def get_issuance(
         issuance_id: str, operator: OperatorRow = Depends(current_operator)
     ) -> dict[str, Any]:
-        return issuance_json(service.issuance_for(operator, _id(issuance_id, "issuance id")))
+        row = service.issuance_for(operator, parse_id(issuance_id, "issuance id"))
+        return issuance_view(row).to_json()
 
     @app.post("/v1/redemptions")
     def redeem(
         operator: OperatorRow = Depends(current_operator), body: bytes = Depends(_raw_body)
     ) -> dict[str, Any]:
-        request = _parse(body, _RedemptionRequest)
-        row = service.redeem(operator, _hex32(request.txid, "txid"))
-        return Redemption(
-            txid=row.txid,
-            operator_id=row.operator_id,
-            amount=row.amount,
-            height=row.height,
-            source=row.source,
-            released_ms=row.released_ms,
-        ).to_json()
+        request = parse_body(body, _RedemptionRequest)
+        row = service.redeem(operator, parse_hex32(request.txid, "txid"))
+        return Redemption.of(row).to_json()
 
     # -- public --------------------------------------------------------------------------
 
     @app.get("/v1/audit")
     def audit() -> dict[str, Any]:
-        return audit_json(service.audit(), asset, issuer)
+        return audit_view(service.audit(), asset, issuer).to_json()
 
     @app.get("/v1/certificates/{reference}")
     def certificate(reference: str) -> dict[str, Any]:
-        return _certificate_json(service.certificate(_hex32(reference, "certificate hash")))
+        row = service.certificate(parse_hex32(reference, "certificate hash"))
+        return _certificate_view(row).to_json()
 
     return app
 
@@ -455,7 +338,6 @@ def run_issuer(path: Path, log_level: str = "info") -> int:
         The process exit code: 0 after a clean stop, 2 for a configuration error.
     """
     configure_logging(log_level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per node call is noise
     try:
         config = load_issuer_config(path)
         key = read_key(config.key_file)

@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from tally.client.builders import make_issue
@@ -33,14 +33,16 @@ from tally.client.node_client import NodeClient
 from tally.crypto.schnorr import PrivateKey
 from tally.model.coin import coin_id
 from tally.model.encoding import encode, tx_id
-from tally.model.rejection import Rejection
 from tally.model.types import MAX_AMOUNT, Amount, AssetCode, PublicKey
+from tally.services.common.amounts import amount_from_json, amount_to_json
+from tally.services.common.clock import now_ms
 from tally.services.common.errors import (
     ForbiddenError,
     IdempotencyConflictError,
     InsufficientFundsError,
     NotFoundError,
-    UpstreamError,
+    ServiceRejection,
+    upstream_errors,
 )
 from tally.services.issuer import store
 from tally.services.issuer.certificate import (
@@ -83,7 +85,7 @@ _TRANSIENT_CODES: Final = frozenset({"mempool.full", "node.stopping"})
 """Node refusals that say nothing about the transaction: try again later."""
 
 
-class IssuerError(Rejection):
+class IssuerError(ServiceRejection):
     """The issuer refuses a request (a grouping class)."""
 
 
@@ -155,12 +157,6 @@ class AuditFigures:
         return self.ledger_outstanding == self.totals.frozen
 
 
-def _node_detail(exc: NodeError) -> dict[str, Any]:  # Any: JSON detail
-    if isinstance(exc, NodeRejection):
-        return {"node_code": exc.code, "node_message": exc.message}
-    return {"node_error": str(exc)}
-
-
 class IssuerService:
     """The issuer's logic over its database, its key and a ledger node.
 
@@ -190,13 +186,8 @@ class IssuerService:
         Raises:
             UpstreamError: the node did not answer.
         """
-        try:
+        with upstream_errors(f"read the status of {self.config.node_url}"):
             status = self.node.status()
-        except NodeError as exc:
-            raise UpstreamError(
-                f"the ledger node at {self.config.node_url} did not answer: {exc}",
-                **_node_detail(exc),
-            ) from None
         self._chain_id = str(status["chain_id"])
         return self._chain_id, int(status["height"])
 
@@ -279,7 +270,7 @@ class IssuerService:
                 ):
                     raise ReserveOverflowError(
                         f"crediting {amount} would take the reserves past {MAX_AMOUNT}",
-                        amount=str(amount),
+                        amount=amount_to_json(amount),
                     )
                 deposit = store.insert_deposit(conn, operator_id, idempotency_key, amount)
                 operator = store.adjust_reserve(conn, operator_id, available=amount)
@@ -288,8 +279,8 @@ class IssuerService:
                 raise IdempotencyConflictError(
                     f"idempotency key {idempotency_key!r} credited {deposit.amount}, not {amount}",
                     idempotency_key=idempotency_key,
-                    first_amount=str(deposit.amount),
-                    amount=str(amount),
+                    first_amount=amount_to_json(deposit.amount),
+                    amount=amount_to_json(amount),
                 )
             return deposit, operator, store.operator_totals(conn, operator)
 
@@ -305,8 +296,8 @@ class IssuerService:
                 f"idempotency key {issuance.idempotency_key!r} was used for an issuance of "
                 f"{issuance.amount}, not {amount}",
                 idempotency_key=issuance.idempotency_key,
-                first_amount=str(issuance.amount),
-                amount=str(amount),
+                first_amount=amount_to_json(issuance.amount),
+                amount=amount_to_json(amount),
                 issuance_id=issuance.id,
             )
         return issuance
@@ -356,8 +347,8 @@ class IssuerService:
                 raise InsufficientFundsError(
                     f"the available reserve is {locked.available}; issuing {amount} needs "
                     f"{amount - locked.available} more",
-                    available=str(locked.available),
-                    requested=str(amount),
+                    available=amount_to_json(locked.available),
+                    requested=amount_to_json(amount),
                 )
             row = store.insert_issuance(
                 conn, operator.id, idempotency_key, amount, locked.float_key
@@ -368,7 +359,7 @@ class IssuerService:
                 operator=PublicKey(bytes.fromhex(locked.key)),
                 amount=Amount(amount),
                 sequence=row.id,
-                time_ms=store.now_ms(),
+                time_ms=now_ms(),
             )
             reference = certificate_hash(certificate)
             tx = make_issue(
@@ -446,16 +437,24 @@ class IssuerService:
             raise LookupError(f"issuance {issuance_id} vanished")
         return row
 
+    @staticmethod
+    def _lock_issuance(conn: Connection, issuance_id: int) -> IssuanceRow:
+        """An issuance read under its operator's lock, so that its status cannot change."""
+        row = store.issuance_by_id(conn, issuance_id)
+        if row is None:
+            raise LookupError(f"issuance {issuance_id} vanished")
+        store.lock_operator(conn, row.operator_id)
+        locked = store.issuance_by_id(conn, issuance_id)
+        if locked is None:
+            raise LookupError(f"issuance {issuance_id} vanished")
+        return locked
+
     def _commit(self, issuance_id: int, height: int) -> IssuanceRow:
         """Mark an issuance committed (idempotent)."""
         with self.engine.begin() as conn:
-            row = store.issuance_by_id(conn, issuance_id)
-            if row is None:
-                raise LookupError(f"issuance {issuance_id} vanished")
-            store.lock_operator(conn, row.operator_id)
-            row = store.issuance_by_id(conn, issuance_id)
-            if row is None or row.status == COMMITTED:
-                return row if row is not None else self._reload(issuance_id)
+            row = self._lock_issuance(conn, issuance_id)
+            if row.status == COMMITTED:
+                return row
             if row.status == FAILED:
                 # Cannot happen while the node keeps refused transactions' records; if it
                 # ever does, the books must follow the ledger: freeze the amount again.
@@ -470,13 +469,9 @@ class IssuerService:
     def _fail(self, issuance_id: int, code: str, message: str) -> IssuanceRow:
         """Mark a pending issuance failed and release its frozen reserve (idempotent)."""
         with self.engine.begin() as conn:
-            row = store.issuance_by_id(conn, issuance_id)
-            if row is None:
-                raise LookupError(f"issuance {issuance_id} vanished")
-            store.lock_operator(conn, row.operator_id)
-            row = store.issuance_by_id(conn, issuance_id)
-            if row is None or row.status != PENDING:
-                return row if row is not None else self._reload(issuance_id)
+            row = self._lock_issuance(conn, issuance_id)
+            if row.status != PENDING:
+                return row
             store.adjust_reserve(conn, row.operator_id, available=row.amount, frozen=-row.amount)
             row = store.set_issuance_status(
                 conn, issuance_id, FAILED, error_code=code, error_message=message
@@ -490,7 +485,7 @@ class IssuerService:
         Returns:
             The issuances after resubmission, in id order.
         """
-        before = None if older_than_ms is None else store.now_ms() - older_than_ms
+        before = None if older_than_ms is None else now_ms() - older_than_ms
         with self.engine.connect() as conn:
             pending = store.pending_issuances(conn, updated_before_ms=before)
         return [self.submit(row) for row in pending]
@@ -543,18 +538,15 @@ class IssuerService:
             existing = store.find_redemption(conn, txid)
         if existing is not None:
             return self._own(existing, operator)
-        try:
-            view = self.node.tx(txid)
-        except NodeRejection as exc:
-            if exc.code == "not_found":
-                raise NotFoundError(f"the ledger has no transaction {txid}", txid=txid) from None
-            raise UpstreamError(
-                f"the node refused to look up {txid}", **_node_detail(exc)
-            ) from None
-        except NodeError as exc:
-            raise UpstreamError(
-                f"the ledger node did not answer: {exc}", **_node_detail(exc)
-            ) from None
+        with upstream_errors(f"look up transaction {txid}"):
+            try:
+                view = self.node.tx(txid)
+            except NodeRejection as exc:
+                if exc.code == "not_found":
+                    raise NotFoundError(
+                        f"the ledger has no transaction {txid}", txid=txid
+                    ) from None
+                raise
         status = view.get("status")
         if status != "committed":
             raise RedemptionNotCommittedError(
@@ -604,19 +596,14 @@ class IssuerService:
         """The sum of the coins a committed `Redeem` destroyed, read from the node."""
         total = 0
         for cid in redeem.inputs:
-            try:
+            with upstream_errors(f"read coin {cid} of redemption {redeem.txid}"):
                 coin = self.node.coin(cid)
-            except NodeError as exc:
-                raise UpstreamError(
-                    f"cannot read coin {cid} of redemption {redeem.txid}: {exc}",
-                    **_node_detail(exc),
-                ) from None
             if coin.get("asset") != redeem.asset:
                 raise RedemptionInvalidError(
                     f"coin {cid} of redemption {redeem.txid} is {coin.get('asset')}",
                     txid=redeem.txid,
                 )
-            total += int(str(coin["amount"]))
+            total += amount_from_json(coin["amount"])
         return total
 
     def release(self, redeem: CommittedRedeem, source: str) -> RedemptionRow | None:
@@ -728,12 +715,8 @@ class IssuerService:
             UpstreamError: the node did not answer.
         """
         chain_id, _ = self.node_status()
-        try:
+        with upstream_errors("read the supply"):
             supply = self.node.supply().get("assets", {}).get(self.asset, {})
-        except NodeError as exc:
-            raise UpstreamError(
-                f"the ledger node did not answer: {exc}", **_node_detail(exc)
-            ) from None
         with self.engine.connect() as conn:
             operators = [(op, store.operator_totals(conn, op)) for op in store.list_operators(conn)]
             totals = store.totals(conn)
@@ -741,14 +724,14 @@ class IssuerService:
             follower_height = store.cursor_height(conn)
         return AuditFigures(
             chain_id=chain_id,
-            ledger_issued=int(supply.get("issued", 0)),
-            ledger_redeemed=int(supply.get("redeemed", 0)),
-            ledger_outstanding=int(supply.get("outstanding", 0)),
+            ledger_issued=amount_from_json(supply.get("issued", 0)),
+            ledger_redeemed=amount_from_json(supply.get("redeemed", 0)),
+            ledger_outstanding=amount_from_json(supply.get("outstanding", 0)),
             totals=totals,
             operators=operators,
             certificates=certificates,
             follower_height=follower_height,
-            time_ms=store.now_ms(),
+            time_ms=now_ms(),
         )
 
 

@@ -21,16 +21,14 @@ The functions take a `Connection` inside the caller's transaction and return pla
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
     Connection,
-    CursorResult,
     Engine,
     ForeignKey,
     Integer,
@@ -42,6 +40,10 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.sql import Select
+
+from tally.services.common.clock import now_ms
+from tally.services.common.db import inserted_id, row_as
 
 __all__ = [
     "PENDING",
@@ -59,7 +61,6 @@ __all__ = [
     "RedemptionRow",
     "Totals",
     "create_tables",
-    "now_ms",
     "insert_operator",
     "operator_by_id",
     "operator_by_key",
@@ -255,25 +256,31 @@ class Totals:
     """Issuances frozen but not yet committed or failed."""
 
 
-def now_ms() -> int:
-    """Milliseconds since the Unix epoch, for the rows' timestamps."""
-    return time.time_ns() // 1_000_000
-
-
 def create_tables(engine: Engine) -> None:
     """Create the tables that do not exist yet."""
     metadata.create_all(engine)
 
 
-def _inserted_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    if key is None or key[0] is None:
-        raise LookupError("the database did not return the new row's id")
-    return int(key[0])
+_Row = TypeVar("_Row")
 
 
-def _row(kind: type[Any], mapping: Any) -> Any:  # Any: a row mapping into its dataclass
-    return kind(**{name: mapping[name] for name in kind.__dataclass_fields__})
+def _first(conn: Connection, statement: Select[Any], kind: type[_Row]) -> _Row | None:
+    """The first row `statement` selects, as `kind`; None when there is none."""
+    found = conn.execute(statement).mappings().first()
+    return None if found is None else row_as(kind, found)
+
+
+def _all(conn: Connection, statement: Select[Any], kind: type[_Row]) -> list[_Row]:
+    """Every row `statement` selects, as `kind`."""
+    return [row_as(kind, row) for row in conn.execute(statement).mappings()]
+
+
+def _issuance(conn: Connection, issuance_id: int) -> IssuanceRow:
+    """An issuance this transaction has just written."""
+    found = issuance_by_id(conn, issuance_id)
+    if found is None:
+        raise LookupError(f"issuance {issuance_id} vanished inside its own transaction")
+    return found
 
 
 # -- operators -------------------------------------------------------------------------------
@@ -291,33 +298,29 @@ def insert_operator(conn: Connection, name: str, key: str, float_key: str) -> Op
             name=name, key=key, float_key=float_key, available=0, frozen=0, created_ms=created
         )
     )
-    operator_id = _inserted_id(result)
+    operator_id = inserted_id(result)
     return OperatorRow(operator_id, name, key, float_key, 0, 0, created)
 
 
 def operator_by_id(conn: Connection, operator_id: int) -> OperatorRow | None:
     """The operator with this id, or None."""
-    found = conn.execute(select(operators).where(operators.c.id == operator_id)).mappings().first()
-    return None if found is None else _row(OperatorRow, found)
+    return _first(conn, select(operators).where(operators.c.id == operator_id), OperatorRow)
 
 
 def operator_by_key(conn: Connection, key: str) -> OperatorRow | None:
     """The operator whose signing key is `key` (hex), or None."""
-    found = conn.execute(select(operators).where(operators.c.key == key)).mappings().first()
-    return None if found is None else _row(OperatorRow, found)
+    return _first(conn, select(operators).where(operators.c.key == key), OperatorRow)
 
 
 def lock_operator(conn: Connection, operator_id: int) -> OperatorRow | None:
     """The operator's row, locked until the transaction ends; None if there is none."""
     statement = select(operators).where(operators.c.id == operator_id).with_for_update()
-    found = conn.execute(statement).mappings().first()
-    return None if found is None else _row(OperatorRow, found)
+    return _first(conn, statement, OperatorRow)
 
 
 def list_operators(conn: Connection) -> list[OperatorRow]:
     """Every operator, by id."""
-    rows = conn.execute(select(operators).order_by(operators.c.id)).mappings()
-    return [_row(OperatorRow, row) for row in rows]
+    return _all(conn, select(operators).order_by(operators.c.id), OperatorRow)
 
 
 def adjust_reserve(
@@ -346,17 +349,11 @@ def adjust_reserve(
 
 def find_deposit(conn: Connection, operator_id: int, idempotency_key: str) -> DepositRow | None:
     """The deposit made under this idempotency key, or None."""
-    found = (
-        conn.execute(
-            select(reserve_deposits).where(
-                reserve_deposits.c.operator_id == operator_id,
-                reserve_deposits.c.idempotency_key == idempotency_key,
-            )
-        )
-        .mappings()
-        .first()
+    statement = select(reserve_deposits).where(
+        reserve_deposits.c.operator_id == operator_id,
+        reserve_deposits.c.idempotency_key == idempotency_key,
     )
-    return None if found is None else _row(DepositRow, found)
+    return _first(conn, statement, DepositRow)
 
 
 def insert_deposit(
@@ -372,7 +369,7 @@ def insert_deposit(
             created_ms=created,
         )
     )
-    deposit_id = _inserted_id(result)
+    deposit_id = inserted_id(result)
     return DepositRow(deposit_id, operator_id, idempotency_key, amount, created)
 
 
@@ -395,11 +392,7 @@ def insert_issuance(
             updated_ms=created,
         )
     )
-    issuance_id = _inserted_id(result)
-    found = issuance_by_id(conn, issuance_id)
-    if found is None:
-        raise LookupError(f"issuance {issuance_id} vanished inside its own transaction")
-    return found
+    return _issuance(conn, inserted_id(result))
 
 
 def set_issuance_tx(
@@ -427,44 +420,32 @@ def set_issuance_tx(
             updated_ms=now_ms(),
         )
     )
-    found = issuance_by_id(conn, issuance_id)
-    if found is None:
-        raise LookupError(f"issuance {issuance_id} vanished inside its own transaction")
-    return found
+    return _issuance(conn, issuance_id)
 
 
 def issuance_by_id(conn: Connection, issuance_id: int) -> IssuanceRow | None:
     """The issuance with this id, or None."""
-    found = conn.execute(select(issuances).where(issuances.c.id == issuance_id)).mappings().first()
-    return None if found is None else _row(IssuanceRow, found)
+    return _first(conn, select(issuances).where(issuances.c.id == issuance_id), IssuanceRow)
 
 
 def issuance_by_key(conn: Connection, operator_id: int, idempotency_key: str) -> IssuanceRow | None:
     """The operator's issuance under this idempotency key, or None."""
-    found = (
-        conn.execute(
-            select(issuances).where(
-                issuances.c.operator_id == operator_id,
-                issuances.c.idempotency_key == idempotency_key,
-            )
-        )
-        .mappings()
-        .first()
+    statement = select(issuances).where(
+        issuances.c.operator_id == operator_id,
+        issuances.c.idempotency_key == idempotency_key,
     )
-    return None if found is None else _row(IssuanceRow, found)
+    return _first(conn, statement, IssuanceRow)
 
 
 def issuance_by_txid(conn: Connection, txid: str) -> IssuanceRow | None:
     """The issuance whose `Issue` has this id (hex), or None."""
-    found = conn.execute(select(issuances).where(issuances.c.txid == txid)).mappings().first()
-    return None if found is None else _row(IssuanceRow, found)
+    return _first(conn, select(issuances).where(issuances.c.txid == txid), IssuanceRow)
 
 
 def issuance_by_reserve_ref(conn: Connection, reserve_ref: str) -> IssuanceRow | None:
     """The issuance whose freeze certificate has this hash (hex), or None."""
     statement = select(issuances).where(issuances.c.reserve_ref == reserve_ref)
-    found = conn.execute(statement).mappings().first()
-    return None if found is None else _row(IssuanceRow, found)
+    return _first(conn, statement, IssuanceRow)
 
 
 def list_issuances(
@@ -476,7 +457,7 @@ def list_issuances(
         statement = statement.where(issuances.c.operator_id == operator_id)
     if status is not None:
         statement = statement.where(issuances.c.status == status)
-    return [_row(IssuanceRow, row) for row in conn.execute(statement).mappings()]
+    return _all(conn, statement, IssuanceRow)
 
 
 def pending_issuances(conn: Connection, updated_before_ms: int | None = None) -> list[IssuanceRow]:
@@ -488,7 +469,7 @@ def pending_issuances(conn: Connection, updated_before_ms: int | None = None) ->
     )
     if updated_before_ms is not None:
         statement = statement.where(issuances.c.updated_ms < updated_before_ms)
-    return [_row(IssuanceRow, row) for row in conn.execute(statement).mappings()]
+    return _all(conn, statement, IssuanceRow)
 
 
 def set_issuance_status(
@@ -512,10 +493,7 @@ def set_issuance_status(
             updated_ms=now_ms(),
         )
     )
-    found = issuance_by_id(conn, issuance_id)
-    if found is None:
-        raise LookupError(f"issuance {issuance_id} vanished inside its own transaction")
-    return found
+    return _issuance(conn, issuance_id)
 
 
 # -- redemptions -----------------------------------------------------------------------------
@@ -523,8 +501,7 @@ def set_issuance_status(
 
 def find_redemption(conn: Connection, txid: str) -> RedemptionRow | None:
     """The release of the `Redeem` with this id (hex), or None."""
-    found = conn.execute(select(redemptions).where(redemptions.c.txid == txid)).mappings().first()
-    return None if found is None else _row(RedemptionRow, found)
+    return _first(conn, select(redemptions).where(redemptions.c.txid == txid), RedemptionRow)
 
 
 def insert_redemption(

@@ -1,4 +1,4 @@
-"""The operator's HTTP API: thin routes over `OperatorService`, who-may-do-what in one place.
+"""The operator's HTTP API and its process: thin routes over `OperatorService`.
 
 Three kinds of caller:
 
@@ -11,110 +11,96 @@ Three kinds of caller:
 A request without a credential is refused with 401 `auth.missing`, a credential that does not
 hold with 401 `auth.invalid`, a known caller on the wrong side (a customer at the admin
 endpoints, the admin token at a customer's) with 403 `auth.forbidden`; credentials are checked
-before the body is read, and a refusal changes nothing. Bodies are parsed here, strictly
-(unknown fields, floats for amounts and malformed JSON are 400 `request.invalid`).
+before the body is read, and a refusal changes nothing. Bodies are parsed here
+(`tally.services.common.requests`), strictly: unknown fields, wrong types and malformed JSON
+are 400 `request.invalid`, an amount outside 1 … 2^63-1 400 `amount.out_of_range`. Amounts
+are taken as JSON integers or decimal strings and answered as decimal strings
+(`tally.services.common.amounts`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from tally.services.common.amounts import parse_amount
 from tally.services.common.auth import (
     KEY_HEADER,
     SIGNATURE_HEADER,
+    TIME_HEADER,
     bearer_token,
     hash_token,
+    request_target,
     token_matches,
     verify_signed,
 )
 from tally.services.common.errors import (
     AuthInvalidError,
     AuthMissingError,
-    BadRequestError,
     ForbiddenError,
-    NotFoundError,
+    UpstreamError,
     install_error_handlers,
 )
-from tally.services.operator.float import Answer
-from tally.services.operator.service import (
-    OperatorService,
-    check_amount,
-    check_idempotency_key,
+from tally.services.common.process import configure_logging, serve
+from tally.services.common.requests import (
+    RequestBody,
+    parse_body,
+    parse_id,
+    parse_idempotency_key,
 )
+from tally.services.operator.config import OperatorConfigError, load_config
+from tally.services.operator.float import Answer
+from tally.services.operator.service import OperatorService, limits_json, open_service
 from tally.services.operator.store import CustomerRow
 
-__all__ = ["create_app", "CustomerCall"]
+__all__ = ["create_app", "run_operator", "CustomerCall"]
 
-_B = TypeVar("_B", bound=BaseModel)
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+log = logging.getLogger(__name__)
 
 
-class _NewCustomer(_Body):
+class _NewCustomer(RequestBody, frozen=True):
     name: str
     tier: int
     wallet_key: str | None = None
 
 
-class _Deposit(_Body):
-    amount: int
+class _Deposit(RequestBody, frozen=True):
+    amount: object  # an integer or a decimal string: `parse_amount` reads it
     idempotency_key: str
 
 
-class _Keys(_Body):
+class _Keys(RequestBody, frozen=True):
     keys: list[str]
 
 
-class _Load(_Body):
-    amount: int
+class _Load(RequestBody, frozen=True):
+    amount: object
     idempotency_key: str
     to: str | None = None
 
 
-class _Unload(_Body):
+class _Unload(RequestBody, frozen=True):
     idempotency_key: str
     tx: str | None = None
-    amount: int | None = None
+    amount: object = None
 
 
-class _Pay(_Body):
+class _Pay(RequestBody, frozen=True):
     to: str
-    amount: int
+    amount: object
     idempotency_key: str
-
-
-def _parse(model: type[_B], body: bytes) -> _B:
-    try:
-        return model.model_validate_json(body or b"null")
-    except ValidationError as exc:
-        parts = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error.get("loc", ()))
-            parts.append(f"{where or 'body'}: {error.get('msg', 'invalid')}")
-        raise BadRequestError(
-            "the request body is not what this endpoint takes: " + "; ".join(parts)
-        ) from None
-
-
-def _target(request: Request) -> str:
-    query = request.url.query
-    return request.url.path + (f"?{query}" if query else "")
 
 
 def _customer_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise NotFoundError(f"no customer {text[:40]!r}", customer_id=text[:40])
-    return int(text)
+    return parse_id(text, "customer id")
 
 
 def _respond(answer: Answer) -> JSONResponse:
@@ -169,7 +155,7 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
                 raise ForbiddenError("a customer's token cannot use the admin endpoints")
             raise AuthInvalidError("the bearer token is not the admin token")
         if request.headers.get(KEY_HEADER) or request.headers.get(SIGNATURE_HEADER):
-            key = verify_signed(request.headers, request.method, _target(request), body)
+            key = verify_signed(request.headers, request.method, request_target(request), body)
             if await run_in_threadpool(store.customer_by_wallet_key, key.hex()):
                 raise ForbiddenError("a customer's wallet cannot use the admin endpoints")
             raise AuthInvalidError("the admin endpoints take the admin token, not a signature")
@@ -186,11 +172,11 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
                 raise ForbiddenError("the admin token does not act for a customer")
             raise AuthInvalidError("the bearer token is not a customer's")
         try:
-            key = verify_signed(request.headers, request.method, _target(request), body)
+            key = verify_signed(request.headers, request.method, request_target(request), body)
         except AuthMissingError:
             raise AuthMissingError(
                 "this endpoint needs a request signed by the wallet's key "
-                f"({KEY_HEADER}, X-Tally-Time, {SIGNATURE_HEADER}) or, for a hosted wallet, "
+                f"({KEY_HEADER}, {TIME_HEADER}, {SIGNATURE_HEADER}) or, for a hosted wallet, "
                 "Authorization: Bearer <token>"
             ) from None
         row = await run_in_threadpool(store.customer_by_wallet_key, key.hex())
@@ -218,11 +204,7 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
             "float_key": float_key.hex(),
             "float_address": service.ledger.address(float_key),
             "tiers": {
-                str(tier): {
-                    "balance_limit": limits.balance_limit,
-                    "payment_limit": limits.payment_limit,
-                }
-                for tier, limits in service.config.tiers.items()
+                str(tier): limits_json(limits) for tier, limits in service.config.tiers.items()
             },
         }
 
@@ -230,7 +212,7 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
 
     @app.post("/v1/admin/customers")
     def create_customer(body: bytes = Depends(admin)) -> dict[str, Any]:
-        request = _parse(_NewCustomer, body)
+        request = parse_body(body, _NewCustomer)
         return service.create_customer(request.name, request.tier, request.wallet_key)
 
     @app.get("/v1/admin/customers")
@@ -244,9 +226,9 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
     @app.post("/v1/admin/customers/{customer_id}/deposit")
     def deposit(customer_id: str, body: bytes = Depends(admin)) -> JSONResponse:
         who = _customer_id(customer_id)
-        request = _parse(_Deposit, body)
-        amount = check_amount(request.amount)
-        key = check_idempotency_key(request.idempotency_key)
+        request = parse_body(body, _Deposit)
+        amount = parse_amount(request.amount)
+        key = parse_idempotency_key(request.idempotency_key)
         return _respond(service.deposit(who, amount, key))
 
     @app.get("/v1/admin/float")
@@ -274,28 +256,59 @@ def create_app(service: OperatorService, *, start: bool = True) -> FastAPI:
 
     @app.post("/v1/me/keys")
     def register_keys(call: CustomerCall = Depends(customer)) -> dict[str, Any]:
-        request = _parse(_Keys, call.body)
+        request = parse_body(call.body, _Keys)
         return service.register_keys(call.customer, request.keys)
 
     @app.post("/v1/me/load")
     def load(call: CustomerCall = Depends(customer)) -> JSONResponse:
-        request = _parse(_Load, call.body)
-        amount = check_amount(request.amount)
-        key = check_idempotency_key(request.idempotency_key)
+        request = parse_body(call.body, _Load)
+        amount = parse_amount(request.amount)
+        key = parse_idempotency_key(request.idempotency_key)
         return _respond(service.load(call.customer, amount, key, request.to))
 
     @app.post("/v1/me/unload")
     def unload(call: CustomerCall = Depends(customer)) -> JSONResponse:
-        request = _parse(_Unload, call.body)
-        amount = None if request.amount is None else check_amount(request.amount)
-        key = check_idempotency_key(request.idempotency_key)
+        request = parse_body(call.body, _Unload)
+        amount = None if request.amount is None else parse_amount(request.amount)
+        key = parse_idempotency_key(request.idempotency_key)
         return _respond(service.unload(call.customer, key, request.tx, amount))
 
     @app.post("/v1/me/pay")
     def pay(call: CustomerCall = Depends(customer)) -> JSONResponse:
-        request = _parse(_Pay, call.body)
-        amount = check_amount(request.amount)
-        key = check_idempotency_key(request.idempotency_key)
+        request = parse_body(call.body, _Pay)
+        amount = parse_amount(request.amount)
+        key = parse_idempotency_key(request.idempotency_key)
         return _respond(service.pay(call.customer, request.to, amount, key))
 
     return app
+
+
+# -- the process -------------------------------------------------------------------------------
+
+
+def run_operator(path: Path, log_level: str = "info") -> int:
+    """Run the operator of a directory (or `operator.toml`) until SIGINT or SIGTERM.
+
+    Returns:
+        The process exit code: 0 after a clean stop, 2 for a configuration error, 1 if the
+        node never answered.
+    """
+    configure_logging(log_level)
+    try:
+        config = load_config(path)
+        service = open_service(config)
+    except OperatorConfigError as exc:
+        log.error("cannot start the operator: %s", exc)
+        return 2
+    try:
+        service.start()
+    except UpstreamError as exc:
+        log.error("cannot start the operator: %s", exc.message)
+        service.stop()
+        return 1
+    try:
+        serve(create_app(service, start=False), config.api_host, config.api_port)
+    finally:
+        service.stop()
+    log.info("operator %r stopped cleanly", config.name)
+    return 0

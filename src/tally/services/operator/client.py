@@ -2,7 +2,8 @@
 
 A self-custody wallet passes its identity `key` (every customer request is signed), a hosted
 wallet its bearer `token`, the operator's staff the `admin_token`. Answers are the API's JSON
-documents as dicts, amounts as integers of minor units; a refusal raises
+documents as dicts; amounts in them are decimal strings of minor units, as everywhere in the
+services' and the node's APIs (`int(answer["deposit"])` reads one). A refusal raises
 `tally.services.common.client.ServiceCallError` with the service's `status` and `code`
 (`limit.exceeded`, `funds.insufficient`, `idempotency.conflict`, `auth.forbidden`, ...).
 
@@ -13,24 +14,18 @@ A load, unload or payment the ledger has not confirmed yet answers `{"status": "
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
 
 from tally.crypto.schnorr import PrivateKey
 from tally.model.encoding import encode
 from tally.model.tx import SignedTx
-from tally.services.common.client import DEFAULT_TIMEOUT, ServiceClient
+from tally.services.common.amounts import amount_to_json
+from tally.services.common.client import DEFAULT_TIMEOUT, Closing, ServiceClient, to_hex
+from tally.services.common.wire import JsonDict
 
 __all__ = ["OperatorClient"]
 
-# Any: JSON documents as the API returns them; their shapes are in `tally.services.operator.api`.
-JsonDict = dict[str, Any]
 
-
-def _hex(value: bytes | str) -> str:
-    return value.hex() if isinstance(value, bytes | bytearray) else value
-
-
-class OperatorClient:
+class OperatorClient(Closing):
     """Calls one operator service as a customer, as its admin, or both.
 
     Args:
@@ -59,12 +54,6 @@ class OperatorClient:
         self._customer.close()
         self._admin.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
     # -- public ------------------------------------------------------------------------------
 
     def health(self) -> JsonDict:
@@ -89,7 +78,7 @@ class OperatorClient:
         """
         body: JsonDict = {"name": name, "tier": tier}
         if wallet_key is not None:
-            body["wallet_key"] = _hex(wallet_key)
+            body["wallet_key"] = to_hex(wallet_key)
         return dict(self._admin.post("/v1/admin/customers", body))
 
     def customers(self) -> list[JsonDict]:
@@ -105,7 +94,7 @@ class OperatorClient:
         return dict(
             self._admin.post(
                 f"/v1/admin/customers/{customer_id}/deposit",
-                {"amount": amount, "idempotency_key": idempotency_key},
+                {"amount": amount_to_json(amount), "idempotency_key": idempotency_key},
             )
         )
 
@@ -134,7 +123,7 @@ class OperatorClient:
 
     def register_keys(self, keys: Sequence[bytes | str]) -> list[str]:
         """Register receive keys of the caller's wallet; all its keys after it."""
-        answer = self._customer.post("/v1/me/keys", {"keys": [_hex(key) for key in keys]})
+        answer = self._customer.post("/v1/me/keys", {"keys": [to_hex(key) for key in keys]})
         return list(answer["keys"])
 
     def load(self, amount: int, idempotency_key: str, to: bytes | str | None = None) -> JsonDict:
@@ -144,9 +133,9 @@ class OperatorClient:
             `{"journal_id", "kind": "load", "status", "amount", "to", "txid", "height",
             "deposit"}`.
         """
-        body: JsonDict = {"amount": amount, "idempotency_key": idempotency_key}
+        body: JsonDict = {"amount": amount_to_json(amount), "idempotency_key": idempotency_key}
         if to is not None:
-            body["to"] = _hex(to)
+            body["to"] = to_hex(to)
         return dict(self._customer.post("/v1/me/load", body))
 
     def unload(
@@ -173,7 +162,7 @@ class OperatorClient:
             raw = encode(tx) if isinstance(tx, SignedTx) else bytes(tx)
             body["tx"] = raw.hex()
         if amount is not None:
-            body["amount"] = amount
+            body["amount"] = amount_to_json(amount)
         return dict(self._customer.post("/v1/me/unload", body))
 
     def pay(self, to: bytes | str, amount: int, idempotency_key: str) -> JsonDict:
@@ -185,6 +174,10 @@ class OperatorClient:
         return dict(
             self._customer.post(
                 "/v1/me/pay",
-                {"to": _hex(to), "amount": amount, "idempotency_key": idempotency_key},
+                {
+                    "to": to_hex(to),
+                    "amount": amount_to_json(amount),
+                    "idempotency_key": idempotency_key,
+                },
             )
         )

@@ -11,7 +11,8 @@ here, not code:
                                           # operator's Redeem account
     float_key_file = "keys/float.key"     # the float's coins are locked to this key
     hosted_seed_file = "keys/hosted.seed" # hosted wallets' keys derive from it
-    database = "sqlite:///..."            # optional: operator.sqlite in this directory
+    database = "sqlite:///..."            # optional: operator.sqlite in this directory;
+                                          # a relative SQLite file resolves against it
     node_url = "http://127.0.0.1:7545"
     issuer_url = "http://127.0.0.1:7600"
     tx_window = 100                       # blocks a transaction the operator signs stays valid
@@ -35,20 +36,29 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tally.crypto.schnorr import PrivateKey
-from tally.model.types import MAX_AMOUNT, PublicKey, is_valid_asset_code
+from tally.model.params import Params
+from tally.model.types import MAX_AMOUNT, PublicKey
 from tally.node.keyfile import new_key, write_key
 from tally.services.common.auth import hash_token, new_token
-from tally.services.common.db import sqlite_url
+from tally.services.common.config import (
+    ConfigFile,
+    ServiceConfig,
+    ServiceConfigError,
+    check_asset,
+    resolve_database_url,
+    toml_string,
+    write_config_file,
+)
 
 __all__ = [
     "CONFIG_NAME",
+    "DATABASE_FILE",
     "DEFAULT_TIERS",
     "DEFAULT_FLOAT_POLICY",
     "TierLimits",
@@ -65,12 +75,16 @@ __all__ = [
 
 CONFIG_NAME = "operator.toml"
 """The configuration file's name inside the service directory."""
-_DATABASE_NAME = "operator.sqlite"
+DATABASE_FILE = "operator.sqlite"
+"""The database when none is configured: this SQLite file in the service directory."""
+_DEFAULT_PORT = 7610
+_DEFAULT_TX_WINDOW = 100
+_MAX_WINDOW = Params().max_window
 _SEED_KIND = "tally-seed"
 _SEED_SIZE = 32
 
 
-class OperatorConfigError(Exception):
+class OperatorConfigError(ServiceConfigError):
     """The configuration or a key file is missing or wrong; the message says which setting."""
 
 
@@ -82,15 +96,34 @@ class TierLimits:
     """Most the customer's wallet may hold after a load, in minor units."""
     payment_limit: int
     """Most one payment from a hosted wallet may be, in minor units."""
+    offline_payment_limit: int = 50_000
+    """Most one offline payment may be, in minor units; the customer's device enforces it."""
+    offline_unsettled_limit: int = 200_000
+    """Most a device may hold in offline payments not yet settled, each way, in minor units."""
+    offline_hops: int = 2
+    """Longest trust chain (hops) a device accepts offline."""
 
 
 DEFAULT_TIERS: Mapping[int, TierLimits] = {
     1: TierLimits(balance_limit=1_000_000, payment_limit=200_000),
-    2: TierLimits(balance_limit=10_000_000, payment_limit=2_000_000),
-    3: TierLimits(balance_limit=100_000_000, payment_limit=20_000_000),
+    2: TierLimits(
+        balance_limit=10_000_000,
+        payment_limit=2_000_000,
+        offline_payment_limit=100_000,
+        offline_unsettled_limit=500_000,
+        offline_hops=4,
+    ),
+    3: TierLimits(
+        balance_limit=100_000_000,
+        payment_limit=20_000_000,
+        offline_payment_limit=500_000,
+        offline_unsettled_limit=2_000_000,
+        offline_hops=8,
+    ),
 }
 """Tier 1: 10,000.00 / 2,000.00; tier 2: 100,000.00 / 20,000.00; tier 3: 1,000,000.00 /
-200,000.00 (balance / payment)."""
+200,000.00 (balance / payment). Offline, per device: tier 1 500.00 a payment, 2,000.00
+unsettled, 2 hops; tier 2 1,000.00 / 5,000.00 / 4; tier 3 5,000.00 / 20,000.00 / 8."""
 
 
 @dataclass(frozen=True)
@@ -109,35 +142,25 @@ DEFAULT_FLOAT_POLICY = FloatPolicy(low=10_000_000, target=50_000_000, high=100_0
 """100,000.00 / 500,000.00 / 1,000,000.00."""
 
 
-@dataclass(frozen=True)
-class OperatorConfig:
-    """Everything an operator service needs to start."""
+@dataclass(frozen=True, kw_only=True)
+class OperatorConfig(ServiceConfig):
+    """Everything an operator service needs to start.
+
+    `key_file` is the identity key: it signs requests to the issuer, and its public key is
+    the operator's Redeem account.
+    """
 
     directory: Path
     """The service directory (holds `operator.toml`, keys, logs, the default database)."""
-    name: str
-    """The operator's name, as registered at the issuer."""
-    asset: str
-    """The asset it distributes (`CNY`)."""
-    key_file: Path
-    """The identity key: signs requests to the issuer; its public key is the Redeem account."""
     float_key_file: Path
     """The float key: the float's coins are locked to it."""
     hosted_seed_file: Path
     """The seed hosted wallets' keys derive from, one index per customer."""
-    database: str
-    """SQLAlchemy URL of the operator's database."""
-    node_url: str
-    """The ledger node's API."""
     issuer_url: str
     """The issuer service's API."""
-    admin_token_hash: str
-    """SHA-256 (hex) of the admin bearer token."""
-    api_host: str = "127.0.0.1"
-    """Address the API listens on."""
-    api_port: int = 7610
+    api_port: int = _DEFAULT_PORT
     """Port of the API."""
-    tx_window: int = 100
+    tx_window: int = _DEFAULT_TX_WINDOW
     """Blocks a transaction the operator signs stays valid for."""
     float_policy: FloatPolicy = DEFAULT_FLOAT_POLICY
     """The float's low, target and high marks."""
@@ -157,10 +180,29 @@ class OperatorIdentity(NamedTuple):
 
 
 def _amount(value: object, where: str, *, zero: bool = False) -> int:
-    if type(value) is not int or not (0 if zero else 1) <= value <= MAX_AMOUNT:
-        lowest = 0 if zero else 1
+    lowest = 0 if zero else 1
+    if type(value) is not int or not lowest <= value <= MAX_AMOUNT:
         raise OperatorConfigError(f"{where} must be an integer in {lowest} … {MAX_AMOUNT}")
     return value
+
+
+_BARE_TIER = TierLimits(balance_limit=0, payment_limit=0)
+"""Defaults of a tier beyond 3: the offline limits; the online limits must be set."""
+
+
+def _tier(number: int, table: Mapping[str, Any]) -> TierLimits:  # Any: TOML values
+    default = DEFAULT_TIERS.get(number, _BARE_TIER)
+    values = {
+        key: _amount(table.get(key, getattr(default, key)), f"[tiers.{number}] {key}")
+        for key in (
+            "balance_limit",
+            "payment_limit",
+            "offline_payment_limit",
+            "offline_unsettled_limit",
+            "offline_hops",
+        )
+    }
+    return TierLimits(**values)
 
 
 def _tiers(document: object) -> dict[int, TierLimits]:
@@ -172,26 +214,18 @@ def _tiers(document: object) -> dict[int, TierLimits]:
             raise OperatorConfigError(f"tier names are numbers 1, 2, …; got [tiers.{name}]")
         if not isinstance(table, dict):
             raise OperatorConfigError(f"[tiers.{name}] must be a table")
-        default = DEFAULT_TIERS.get(int(name))
-        balance = table.get("balance_limit", default.balance_limit if default else None)
-        payment = table.get("payment_limit", default.payment_limit if default else None)
-        tiers[int(name)] = TierLimits(
-            balance_limit=_amount(balance, f"[tiers.{name}] balance_limit"),
-            payment_limit=_amount(payment, f"[tiers.{name}] payment_limit"),
-        )
+        tiers[int(name)] = _tier(int(name), table)
     return dict(sorted(tiers.items()))
 
 
-def _float_policy(table: object) -> FloatPolicy:
-    if not isinstance(table, dict):
-        return DEFAULT_FLOAT_POLICY
-    policy = FloatPolicy(
-        low=_amount(table.get("low", DEFAULT_FLOAT_POLICY.low), "[float] low", zero=True),
-        target=_amount(
-            table.get("target", DEFAULT_FLOAT_POLICY.target), "[float] target", zero=True
-        ),
-        high=_amount(table.get("high", DEFAULT_FLOAT_POLICY.high), "[float] high", zero=True),
-    )
+def _float_policy(table: Mapping[str, Any]) -> FloatPolicy:  # Any: TOML values
+    marks = {
+        name: _amount(
+            table.get(name, getattr(DEFAULT_FLOAT_POLICY, name)), f"[float] {name}", zero=True
+        )
+        for name in ("low", "target", "high")
+    }
+    policy = FloatPolicy(**marks)
     _check_policy(policy)
     return policy
 
@@ -209,51 +243,27 @@ def load_config(path: Path) -> OperatorConfig:
     Raises:
         OperatorConfigError: the file is missing, not TOML, or a setting is missing or wrong.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CONFIG_NAME
+    file = ConfigFile.read(path, CONFIG_NAME, OperatorConfigError)
+    settings = file.service_settings(
+        "operator", database_file=DATABASE_FILE, default_port=_DEFAULT_PORT, default_name=None
+    )
     try:
-        document = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise OperatorConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OperatorConfigError(f"{path} is not valid TOML: {exc}") from None
-    base = path.parent.resolve()
-    operator = document.get("operator", {})
-    api = document.get("api", {})
-    try:
-        asset = str(operator["asset"])
-        if not is_valid_asset_code(asset):
-            raise OperatorConfigError(f"{path}: asset {asset!r} is not an asset code like CNY")
-        database = operator.get("database") or sqlite_url(base / _DATABASE_NAME)
-        tx_window = int(operator.get("tx_window", 100))
-        if not 1 <= tx_window <= 1000:
-            raise OperatorConfigError(f"{path}: tx_window must be 1 … 1000 blocks")
-        return OperatorConfig(
-            directory=base,
-            name=str(operator["name"]),
-            asset=asset,
-            key_file=(base / operator["key_file"]).resolve(),
-            float_key_file=(base / operator["float_key_file"]).resolve(),
-            hosted_seed_file=(base / operator["hosted_seed_file"]).resolve(),
-            database=str(database),
-            node_url=str(operator["node_url"]),
-            issuer_url=str(operator["issuer_url"]),
-            admin_token_hash=str(api["admin_token_hash"]),
-            api_host=str(api.get("host", "127.0.0.1")),
-            api_port=int(api.get("port", 7610)),
-            tx_window=tx_window,
-            float_policy=_float_policy(document.get("float")),
-            tiers=_tiers(document.get("tiers")),
-        )
-    except KeyError as exc:
-        raise OperatorConfigError(f"{path}: missing setting {exc.args[0]!r}") from None
-    except (TypeError, ValueError) as exc:
-        raise OperatorConfigError(f"{path}: {exc}") from None
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text)  # a JSON string is a valid TOML basic string
+        float_policy = _float_policy(file.table("float"))
+        tiers = _tiers(file.document.get("tiers"))
+    except OperatorConfigError as exc:
+        file.fail(str(exc))
+    return OperatorConfig(
+        **settings,
+        directory=file.directory,
+        float_key_file=file.file("operator", "float_key_file"),
+        hosted_seed_file=file.file("operator", "hosted_seed_file"),
+        issuer_url=file.url("operator", "issuer_url"),
+        tx_window=file.integer(
+            "operator", "tx_window", _DEFAULT_TX_WINDOW, low=1, high=_MAX_WINDOW, unit=" blocks"
+        ),
+        float_policy=float_policy,
+        tiers=tiers,
+    )
 
 
 def render_config(
@@ -277,24 +287,25 @@ def render_config(
     lines = [
         "# Tally operator service. Paths are relative to this file; amounts in minor units.",
         "[operator]",
-        f"name = {_quote(name)}",
-        f"asset = {_quote(asset)}",
-        f"key_file = {_quote(key_file)}",
-        f"float_key_file = {_quote(float_key_file)}",
-        f"hosted_seed_file = {_quote(hosted_seed_file)}",
+        f"name = {toml_string(name)}",
+        f"asset = {toml_string(asset)}",
+        f"key_file = {toml_string(key_file)}",
+        f"float_key_file = {toml_string(float_key_file)}",
+        f"hosted_seed_file = {toml_string(hosted_seed_file)}",
         (
-            f"database = {_quote(database)}"
+            f"database = {toml_string(database)}"
             if database
-            else f"# database = ...  (default: {_DATABASE_NAME} in this directory)"
+            else f'# database = "postgresql+psycopg://user@host/db"  (default: {DATABASE_FILE})'
         ),
-        f"node_url = {_quote(node_url)}",
-        f"issuer_url = {_quote(issuer_url)}",
-        "tx_window = 100  # blocks a transaction the operator signs stays valid",
+        f"node_url = {toml_string(node_url)}",
+        f"issuer_url = {toml_string(issuer_url)}",
+        f"tx_window = {_DEFAULT_TX_WINDOW}  # blocks a transaction the operator signs stays valid",
         "",
         "[api]",
-        f"host = {_quote(host)}",
+        f"host = {toml_string(host)}",
         f"port = {port}",
-        f"admin_token_hash = {_quote(admin_token_hash)}",
+        "# SHA-256 of the admin token: the token itself is shown once and not stored.",
+        f"admin_token_hash = {toml_string(admin_token_hash)}",
         "",
         "[float]",
         f"low = {policy.low}",
@@ -307,6 +318,9 @@ def render_config(
             f"[tiers.{tier}]",
             f"balance_limit = {limits.balance_limit}",
             f"payment_limit = {limits.payment_limit}",
+            f"offline_payment_limit = {limits.offline_payment_limit}",
+            f"offline_unsettled_limit = {limits.offline_unsettled_limit}",
+            f"offline_hops = {limits.offline_hops}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -353,6 +367,8 @@ def init_operator_dir(
 ) -> OperatorIdentity:
     """Make a service directory: fresh identity and float keys, a hosted seed, `operator.toml`.
 
+    The keys, the seed and `operator.toml` are readable only by their owner (0600).
+
     Args:
         directory: Where to write; created if missing; must not hold an `operator.toml`.
         name: The operator's name.
@@ -375,8 +391,9 @@ def init_operator_dir(
     config_path = directory / CONFIG_NAME
     if config_path.exists():
         raise OperatorConfigError(f"{config_path} exists: {directory} is already an operator's")
-    if not is_valid_asset_code(asset):
-        raise OperatorConfigError(f"asset {asset!r} is not an asset code like CNY")
+    check_asset(asset, OperatorConfigError)
+    if database is not None:
+        resolve_database_url(database, directory, OperatorConfigError)  # refuse it before writing
     if float_policy is not None:
         _check_policy(float_policy)
     directory.mkdir(parents=True, exist_ok=True)
@@ -386,7 +403,8 @@ def init_operator_dir(
     write_key(directory / "keys" / "float.key", float_key, label=f"{name} float")
     write_seed(directory / "keys" / "hosted.seed", os.urandom(_SEED_SIZE))
     token = new_token()
-    config_path.write_text(
+    write_config_file(
+        config_path,
         render_config(
             name=name,
             asset=asset,
@@ -398,7 +416,7 @@ def init_operator_dir(
             host=host,
             tiers=tiers,
             float_policy=float_policy,
-        )
+        ),
     )
     return OperatorIdentity(
         admin_token=token,

@@ -22,12 +22,11 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tally.client.builders import make_redeem, make_transfer
-from tally.client.errors import NodeError
 from tally.client.node_client import NodeClient
 from tally.client.wire import WireError, coins_from_json
 from tally.crypto.schnorr import PrivateKey
@@ -39,8 +38,10 @@ from tally.model.params import Params
 from tally.model.rejection import Rejection
 from tally.model.tx import SignedTx
 from tally.model.types import CoinId, PublicKey
-from tally.services.common.client import ServiceCallError, ServiceClient
-from tally.services.common.errors import UpstreamError
+from tally.services.common.amounts import amount_to_json
+from tally.services.common.client import ServiceCallError
+from tally.services.common.errors import UpstreamError, upstream_errors
+from tally.services.issuer.client import Issuance, IssuerClient, Redemption
 from tally.services.operator.config import FloatPolicy
 from tally.services.operator.store import DONE, JournalRow, OperatorStore
 from tally.wallet.errors import InsufficientFundsError
@@ -50,7 +51,8 @@ __all__ = [
     "FLOAT_SCOPE",
     "Answer",
     "Issuer",
-    "IssuerError",
+    "IssuerCallError",
+    "issuer_call_error",
     "HttpIssuer",
     "Ledger",
     "FloatUnavailableError",
@@ -87,7 +89,7 @@ def request_hash(request: dict[str, Any]) -> str:  # Any: JSON
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class IssuerError(Exception):
+class IssuerCallError(Exception):
     """The issuer refused (`permanent`) or could not be reached (try again later)."""
 
     def __init__(self, message: str, *, permanent: bool, code: str = "") -> None:
@@ -99,52 +101,71 @@ class IssuerError(Exception):
 class Issuer(Protocol):
     """What the operator needs of its issuer."""
 
-    def request_issuance(self, amount: int, idempotency_key: str) -> dict[str, Any]:
+    def request_issuance(self, amount: int, idempotency_key: str) -> Issuance:
         """Ask for `amount` new coins to the float key; the answer holds the `txid`.
 
-        The same key repeats the first answer. Raises `IssuerError`.
+        The same key repeats the first answer. Raises `IssuerCallError`.
         """
         ...
 
-    def notify_redemption(self, txid: str) -> dict[str, Any]:
+    def notify_redemption(self, txid: str) -> Redemption:
         """Tell the issuer that the operator's `Redeem` `txid` (hex) is committed.
 
-        Raises `IssuerError`.
+        Raises `IssuerCallError`.
         """
         ...
+
+
+_FINAL_ISSUER_CODES = frozenset({"issuance.failed"})
+"""Issuer refusals answered with a 5xx that are final all the same: the ledger refused the
+issuance for good and the issuer released the reserve."""
+
+
+def issuer_call_error(exc: ServiceCallError, what: str) -> IssuerCallError:
+    """A failed call to the issuer as the operator takes it: final, or worth trying again.
+
+    No answer, 429 and 5xx (the issuer or its node is busy or down) are transient, except
+    `issuance.failed`; every other refusal is final.
+    """
+    transient = exc.status == 0 or exc.status == 429 or exc.status >= 500
+    return IssuerCallError(
+        f"the issuer answered {exc.status} to {what}: {exc.code}: {exc.message}",
+        permanent=not transient or exc.code in _FINAL_ISSUER_CODES,
+        code=exc.code,
+    )
+
+
+@contextlib.contextmanager
+def _issuer_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ServiceCallError as exc:
+        raise issuer_call_error(exc, what) from None
+    except WireError as exc:
+        raise IssuerCallError(
+            f"the issuer's answer to {what} is malformed: {exc}", permanent=False
+        ) from None
 
 
 class HttpIssuer:
     """The issuer service over HTTP, each request signed with the operator's identity key."""
 
     def __init__(self, base_url: str, identity_key: PrivateKey, timeout: float = 30.0) -> None:
-        self._client = ServiceClient(base_url, key=identity_key, timeout=timeout)
+        self._client = IssuerClient(base_url, key=identity_key, timeout=timeout)
 
     def close(self) -> None:
         """Close the connections."""
         self._client.close()
 
-    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:  # Any: JSON
-        try:
-            answer = self._client.post(path, body)
-        except ServiceCallError as exc:
-            transient = exc.status == 0 or exc.status >= 500 or exc.status == 429
-            raise IssuerError(
-                f"the issuer answered {exc.status} to {path}: {exc.code}: {exc.message}",
-                permanent=not transient,
-                code=exc.code,
-            ) from None
-        if not isinstance(answer, dict):
-            raise IssuerError(f"the issuer's answer to {path} is not an object", permanent=False)
-        return answer
-
-    def request_issuance(self, amount: int, idempotency_key: str) -> dict[str, Any]:
+    def request_issuance(self, amount: int, idempotency_key: str) -> Issuance:
         """`POST /v1/issuance`; see `Issuer.request_issuance`."""
-        return self._call("/v1/issuance", {"amount": amount, "idempotency_key": idempotency_key})
+        with _issuer_errors("an issuance request"):
+            return self._client.request_issuance(amount, idempotency_key)
 
-    def notify_redemption(self, txid: str) -> dict[str, Any]:
+    def notify_redemption(self, txid: str) -> Redemption:
         """`POST /v1/redemptions`; see `Issuer.notify_redemption`."""
-        return self._call("/v1/redemptions", {"txid": txid})
+        with _issuer_errors(f"redemption {txid}"):
+            return self._client.redeem(txid)
 
 
 class FloatUnavailableError(Rejection):
@@ -180,7 +201,7 @@ class Ledger:
         Raises:
             UpstreamError: the node did not answer.
         """
-        with _upstream("read the node's height"):
+        with upstream_errors("read the height"):
             return int(self.node.status()["height"]) + self.tx_window
 
     def address(self, key: bytes) -> str:
@@ -193,7 +214,7 @@ class Ledger:
         Raises:
             UpstreamError: the node did not answer, or not as promised.
         """
-        with _upstream("list coins"):
+        with upstream_errors("list coins"):
             document = self.node.address_coins(self.address(key), limit=10_000)
             try:
                 coins = coins_from_json(document)
@@ -204,14 +225,6 @@ class Ledger:
     def balance_of(self, keys: Iterable[bytes]) -> int:
         """The sum of the asset's unspent coins under the `KeyLock`s of `keys`."""
         return sum(coin.amount for key in keys for _, coin in self.coins_of(key))
-
-
-@contextlib.contextmanager
-def _upstream(what: str) -> Any:  # Any: a context manager's generator
-    try:
-        yield
-    except NodeError as exc:
-        raise UpstreamError(f"could not {what} on the ledger node: {exc}") from None
 
 
 Settle = Callable[[JournalRow], Answer]
@@ -277,17 +290,21 @@ class FloatManager:
             "asset": self.ledger.asset,
             "key": self.public_key.hex(),
             "address": self.ledger.address(self.public_key),
-            "total": total,
-            "available": total - held,
-            "reserved": held,
+            "total": amount_to_json(total),
+            "available": amount_to_json(total - held),
+            "reserved": amount_to_json(held),
             "coins": [
-                {"coin_id": cid.hex(), "amount": coin.amount, "reserved": bytes(cid) in reserved}
+                {
+                    "coin_id": cid.hex(),
+                    "amount": amount_to_json(coin.amount),
+                    "reserved": bytes(cid) in reserved,
+                }
                 for cid, coin in sorted(coins, key=lambda entry: (-entry[1].amount, entry[0]))
             ],
             "policy": {
-                "low": self.policy.low,
-                "target": self.policy.target,
-                "high": self.policy.high,
+                "low": amount_to_json(self.policy.low),
+                "target": amount_to_json(self.policy.target),
+                "high": amount_to_json(self.policy.high),
             },
         }
 
@@ -318,7 +335,7 @@ class FloatManager:
                 merges += 1
         raise FloatUnavailableError(
             f"the float cannot pay {amount} now and the issuer did not top it up; try again later",
-            amount=amount,
+            amount=amount_to_json(amount),
         )
 
     # -- movements of the float ---------------------------------------------------------------
@@ -425,9 +442,9 @@ class FloatManager:
             after = sum(coin.amount for _, coin in self.available())
         return {
             "action": action,
-            "amount": amount,
+            "amount": amount_to_json(amount),
             "status": "done" if answer is None else answer.body.get("status", "failed"),
             "result": None if answer is None else answer.body,
-            "total_before": before,
-            "total_after": after,
+            "total_before": amount_to_json(before),
+            "total_after": amount_to_json(after),
         }

@@ -17,20 +17,18 @@ the first time; with a different request it is refused with `idempotency.conflic
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from tally.client.builders import make_transfer
 from tally.client.errors import NodeError, NodeRejection
 from tally.client.node_client import NodeClient
-from tally.crypto.schnorr import PrivateKey, is_valid_public_key, verify
+from tally.crypto.schnorr import PrivateKey, verify
 from tally.model.encoding import decode_tx, encode, tx_id
 from tally.model.lock import KeyLock
 from tally.model.params import Params
@@ -38,14 +36,18 @@ from tally.model.rejection import Rejection
 from tally.model.tx import SignedTx, Transfer, sighash
 from tally.model.types import MAX_AMOUNT, PublicKey
 from tally.node.keyfile import KeyFileError, read_key
+from tally.services.common.amounts import amount_from_json, amount_to_json
 from tally.services.common.auth import hash_token, new_token
+from tally.services.common.clock import now_ms
 from tally.services.common.errors import (
     BadRequestError,
     ForbiddenError,
     IdempotencyConflictError,
     NotFoundError,
     UpstreamError,
+    upstream_errors,
 )
+from tally.services.common.requests import parse_public_key
 from tally.services.operator.config import (
     OperatorConfig,
     OperatorConfigError,
@@ -57,7 +59,7 @@ from tally.services.operator.float import (
     FloatManager,
     HttpIssuer,
     Issuer,
-    IssuerError,
+    IssuerCallError,
     Ledger,
     request_hash,
 )
@@ -75,16 +77,14 @@ from tally.services.operator.store import (
 )
 from tally.wallet.errors import InsufficientFundsError, LimitExceededError
 from tally.wallet.keys import derive_key
-from tally.wallet.selection import select_coins
+from tally.wallet.selection import Selection, select_coins
 
 __all__ = [
     "TxRefusedError",
     "OperatorService",
     "customer_scope",
     "admin_scope",
-    "parse_key",
-    "check_amount",
-    "check_idempotency_key",
+    "limits_json",
     "open_service",
 ]
 
@@ -92,20 +92,11 @@ log = logging.getLogger(__name__)
 
 _TRANSIENT_NODE_CODES: Final = frozenset({"mempool.full", "mempool.conflict", "node.stopping"})
 """Node refusals that may pass: the row stays pending and is tried again."""
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _RETRY_AFTER_MS: Final = 3_000
 _WORKER_INTERVAL_S: Final = 2.0
 _CONNECT_TIMEOUT_S: Final = 60.0
 _COMMIT_WAIT_S: Final = 30.0
 _MAX_WINDOW: Final = Params().max_window
-
-
-@contextlib.contextmanager
-def _node_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except NodeError as exc:
-        raise UpstreamError(f"could not {what}: {exc}") from None
 
 
 class TxRefusedError(Rejection):
@@ -125,51 +116,15 @@ def admin_scope(customer_id: int) -> str:
     return f"admin:{customer_id}"
 
 
-def parse_key(text: object, what: str) -> PublicKey:
-    """A 32-byte x-only public key from 64 hex digits.
-
-    Raises:
-        BadRequestError: not hex, not 32 bytes, or not a point on secp256k1.
-    """
-    if not isinstance(text, str):
-        raise BadRequestError(f"{what} is a public key as 64 hex digits")
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        raise BadRequestError(
-            f"{what} is a public key as 64 hex digits, got {text[:80]!r}"
-        ) from None
-    if len(key) != 32 or not is_valid_public_key(key):
-        raise BadRequestError(f"{what} is not a valid 32-byte x-only public key", key=text[:80])
-    return PublicKey(key)
-
-
-def check_amount(value: object, what: str = "amount") -> int:
-    """An amount of minor units, 1 … 2^63-1.
-
-    Raises:
-        BadRequestError: not an integer in range.
-    """
-    if type(value) is not int or not 1 <= value <= MAX_AMOUNT:
-        raise BadRequestError(
-            f"{what} is an integer count of minor units, 1 … {MAX_AMOUNT}; got {value!r}",
-            field=what,
-        )
-    return value
-
-
-def check_idempotency_key(value: object) -> str:
-    """An idempotency key: 1 to 128 printable ASCII characters, no spaces.
-
-    Raises:
-        BadRequestError: anything else.
-    """
-    if not isinstance(value, str) or not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise BadRequestError(
-            "idempotency_key is 1 to 128 printable ASCII characters without spaces",
-            field="idempotency_key",
-        )
-    return value
+def limits_json(limits: TierLimits) -> dict[str, str | int]:
+    """A tier's limits as the API shows them (the offline ones bind the customer's device)."""
+    return {
+        "balance_limit": amount_to_json(limits.balance_limit),
+        "payment_limit": amount_to_json(limits.payment_limit),
+        "offline_payment_limit": amount_to_json(limits.offline_payment_limit),
+        "offline_unsettled_limit": amount_to_json(limits.offline_unsettled_limit),
+        "offline_hops": limits.offline_hops,
+    }
 
 
 def _pending_body(entry: JournalRow) -> dict[str, Any]:
@@ -185,7 +140,7 @@ def _entry_fields(entry: JournalRow) -> dict[str, Any]:
         "journal_id": entry.id,
         "kind": entry.kind,
         "status": entry.status,
-        "amount": entry.amount,
+        "amount": amount_to_json(entry.amount),
         "txid": entry.txid,
     }
     for name in ("to", "height", "reserve_ref"):
@@ -252,7 +207,7 @@ class OperatorService:
         identity = read_key(config.key_file)
         float_key = read_key(config.float_key_file)
         seed = read_seed(config.hosted_seed_file)
-        store = OperatorStore.open(config.database)
+        store = OperatorStore.open(config.database_url)
         node = NodeClient(config.node_url)
         return cls(
             config,
@@ -323,7 +278,7 @@ class OperatorService:
             if self._stopping.is_set():
                 return
             try:
-                stale = time.time_ns() // 1_000_000 - _RETRY_AFTER_MS
+                stale = now_ms() - _RETRY_AFTER_MS
                 for entry in self.store.pending_entries():
                     if entry.updated_ms <= stale:
                         self.settle(entry)
@@ -360,7 +315,7 @@ class OperatorService:
             try:
                 self.issuer.notify_redemption(entry.txid or "")
                 detail["issuer_notified"] = True
-            except IssuerError as exc:
+            except IssuerCallError as exc:
                 if not exc.permanent:
                     self.store.touch_entry(entry.id, detail)
                     return Answer(202, _pending_body(entry))
@@ -387,7 +342,7 @@ class OperatorService:
                 return error.to_dict()
             body = _entry_fields(dataclasses.replace(entry, status=status, detail=detail))
             if deposit is not None:
-                body["deposit"] = deposit
+                body["deposit"] = amount_to_json(deposit)
             return body
 
         settled = self.store.finish_entry(
@@ -440,21 +395,21 @@ class OperatorService:
     def _settle_issuance(self, entry: JournalRow) -> Answer:
         try:
             result = self.issuer.request_issuance(entry.amount, entry.idempotency_key)
-        except IssuerError as exc:
+        except IssuerCallError as exc:
             if not exc.permanent:
                 log.warning("issuance %d not answered yet: %s", entry.id, exc)
                 self.store.touch_entry(entry.id)
                 return Answer(202, _pending_body(entry))
             return self._fail(entry, _Outcome("rejected", code=exc.code, message=str(exc)))
-        txid = str(result.get("txid") or "")
+        txid = result.txid or ""
         detail = {
             **entry.detail,
             "txid": txid,
-            "reserve_ref": result.get("reserve_ref"),
-            "height": result.get("height"),
+            "reserve_ref": result.reserve_ref,
+            "height": result.height,
         }
-        if result.get("status") == "failed":
-            code = str(result.get("error_code") or "issuance.failed")
+        if result.status == "failed":
+            code = result.error_code or "issuance.failed"
             return self._fail(entry, _Outcome("rejected", code=code))
         outcome = self._await_commit(txid) if txid else _Outcome("unknown")
         if outcome.state == "unknown":
@@ -517,6 +472,25 @@ class OperatorService:
             ) from None
         return self.settle(entry)
 
+    def _once(
+        self, scope: str, key: str, hashed: str, movement: Callable[[], dict[str, Any]]
+    ) -> Answer:
+        """Journal and settle a movement of float or hosted coins once per idempotency key.
+
+        A repeated key answers as the first time. Otherwise `movement()` checks the request
+        and builds its journal row's fields under the float's lock, after a second look for
+        the key, so that two calls with one key at once make one row and no two movements
+        pick the same coin.
+        """
+        existing = self._existing(scope, key, hashed)
+        if existing is not None:
+            return existing
+        with self.float.lock:
+            existing = self._existing(scope, key, hashed)
+            if existing is not None:
+                return existing
+            return self._open_and_settle(scope, key, hashed, **movement())
+
     # -- customers ---------------------------------------------------------------------------
 
     def limits_of(self, customer: CustomerRow) -> TierLimits:
@@ -556,7 +530,7 @@ class OperatorService:
                 field="tier",
             )
         if wallet_key is not None:
-            key = parse_key(wallet_key, "wallet_key")
+            key = parse_public_key(wallet_key, "wallet_key")
             row = self.store.create_customer(name, tier, wallet_key=key.hex())
             return {"customer_id": row.id, "name": name, "tier": tier, "wallet_key": key.hex()}
         token = new_token()
@@ -596,7 +570,7 @@ class OperatorService:
             "hosted": customer.is_hosted,
             "wallet_key": customer.wallet_key,
             "hosted_key": customer.hosted_key,
-            "deposit": customer.deposit,
+            "deposit": amount_to_json(customer.deposit),
         }
 
     def customers(self) -> list[dict[str, Any]]:
@@ -624,8 +598,8 @@ class OperatorService:
                 "kind": "deposit",
                 "status": DONE,
                 "customer_id": customer_id,
-                "amount": amount,
-                "deposit": deposit,
+                "amount": amount_to_json(amount),
+                "deposit": amount_to_json(deposit),
             }
 
         try:
@@ -662,12 +636,10 @@ class OperatorService:
             "tier": customer.tier,
             "hosted": customer.is_hosted,
             "asset": self.config.asset,
-            "limits": None
-            if limits is None
-            else {"balance_limit": limits.balance_limit, "payment_limit": limits.payment_limit},
-            "deposit": customer.deposit,
-            "balance": self.ledger.balance_of(keys),
-            "pending_loads": self.store.pending_total(customer.id, "load"),
+            "limits": None if limits is None else limits_json(limits),
+            "deposit": amount_to_json(customer.deposit),
+            "balance": amount_to_json(self.ledger.balance_of(keys)),
+            "pending_loads": amount_to_json(self.store.pending_total(customer.id, "load")),
             "keys": [key.hex() for key in keys],
             "float_key": self.float.public_key.hex(),
             "wallet_key": customer.wallet_key,
@@ -687,7 +659,7 @@ class OperatorService:
         """
         if not keys or len(keys) > 100:
             raise BadRequestError("keys is a list of 1 to 100 public keys", field="keys")
-        parsed = [parse_key(key, f"keys[{i}]").hex() for i, key in enumerate(keys)]
+        parsed = [parse_public_key(key, f"keys[{i}]").hex() for i, key in enumerate(keys)]
         if self.float.public_key.hex() in parsed:
             raise BadRequestError("the operator's float key is not a customer's key")
         return {"keys": self.store.register_keys(customer.id, parsed)}
@@ -744,24 +716,18 @@ class OperatorService:
         else:
             if to is None:
                 raise BadRequestError("`to` (the wallet key to load to) is required", field="to")
-            target = parse_key(to, "to")
+            target = parse_public_key(to, "to")
         if target == self.float.public_key:
             raise BadRequestError("`to` is the operator's float key")
-        scope = customer_scope(customer.id)
         hashed = request_hash({"kind": "load", "amount": amount, "to": target.hex()})
-        existing = self._existing(scope, key, hashed)
-        if existing is not None:
-            return existing
-        with self.float.lock:
-            existing = self._existing(scope, key, hashed)
-            if existing is not None:
-                return existing
+
+        def movement() -> dict[str, Any]:  # Any: the journal row's fields
             fresh = self.customer(customer.id)
             if fresh.deposit < amount:
                 raise InsufficientFundsError(
                     f"the deposit holds {fresh.deposit}, less than the {amount} to load",
-                    deposit=fresh.deposit,
-                    needed=amount,
+                    deposit=amount_to_json(fresh.deposit),
+                    needed=amount_to_json(amount),
                 )
             owner = self.store.owners_of([target.hex()]).get(target.hex())
             if owner is not None and owner != customer.id:
@@ -775,36 +741,26 @@ class OperatorService:
                 raise LimitExceededError(
                     f"loading {amount} would take the wallet to {balance + amount}, over the "
                     f"tier {fresh.tier} balance limit of {limits.balance_limit}",
-                    limit=limits.balance_limit,
-                    balance=balance,
-                    amount=amount,
+                    limit=amount_to_json(limits.balance_limit),
+                    balance=amount_to_json(balance),
+                    amount=amount_to_json(amount),
                     tier=fresh.tier,
                 )
             selection = self.float.select(amount)
-            outputs: list[tuple[bytes, str, int]] = [(target, self.config.asset, amount)]
-            if selection.change:
-                outputs.append((self.float.public_key, self.config.asset, selection.change))
-            tx = make_transfer(
-                [(cid, self.float.float_key) for cid, _ in selection.inputs],
-                outputs,
-                self.ledger.valid_until(),
-                self.ledger.chain_id,
-            )
-            answer = self._open_and_settle(
-                scope,
-                key,
-                hashed,
-                kind="load",
-                amount=amount,
-                customer_id=customer.id,
-                tx=encode(tx),
-                txid=tx_id(tx.body).hex(),
-                detail={"to": target.hex()},
-                reserve=[cid for cid, _ in selection.inputs],
-                debit=amount,
-                claim_keys=[target.hex()],
-            )
-        return answer
+            tx = self._transfer(selection, self.float.float_key, target, amount)
+            return {
+                "kind": "load",
+                "amount": amount,
+                "customer_id": customer.id,
+                "tx": encode(tx),
+                "txid": tx_id(tx.body).hex(),
+                "detail": {"to": target.hex()},
+                "reserve": [cid for cid, _ in selection.inputs],
+                "debit": amount,
+                "claim_keys": [target.hex()],
+            }
+
+        return self._once(customer_scope(customer.id), key, hashed, movement)
 
     # -- unload ------------------------------------------------------------------------------
 
@@ -838,8 +794,8 @@ class OperatorService:
         if amount is not None and amount != paid:
             raise BadRequestError(
                 f"the transaction pays {paid} to the float, not the {amount} stated",
-                paid=paid,
-                amount=amount,
+                paid=amount_to_json(paid),
+                amount=amount_to_json(amount),
             )
         scope = customer_scope(customer.id)
         hashed = request_hash({"kind": "unload", "tx": raw.hex(), "amount": amount})
@@ -856,11 +812,7 @@ class OperatorService:
             )
             raise IdempotencyConflictError(f"this transaction was sent before{under}", txid=txid)
         input_keys = self._check_spend(customer, tx)
-        fresh = self.customer(customer.id)
-        if fresh.deposit > MAX_AMOUNT - paid:
-            raise DepositOverflowError(
-                f"crediting {paid} would take the deposit over {MAX_AMOUNT}", amount=paid
-            )
+        self._check_credit(self.customer(customer.id), paid)
         assert isinstance(tx.body, Transfer)  # noqa: S101 - _paid_to_float checked it
         change_keys = [
             output.lock.key.hex()
@@ -931,7 +883,7 @@ class OperatorService:
                 f"{len(body.inputs)} inputs but {len(tx.witnesses)} witnesses",
                 node_code="witness.count",
             )
-        with _node_errors("read the node's height"):
+        with upstream_errors("read the height"):
             height = int(self.node.status()["height"])
         if body.valid_until <= height:
             raise TxRefusedError(
@@ -949,18 +901,17 @@ class OperatorService:
         sums: dict[str, int] = {}
         keys: list[str] = []
         for index, (cid, witness) in enumerate(zip(body.inputs, tx.witnesses, strict=True)):
-            try:
-                view = self.node.coin(cid)
-            except NodeRejection as rejection:
-                if rejection.code != "not_found":
-                    raise UpstreamError(f"could not read coin {cid.hex()}: {rejection}") from None
-                raise TxRefusedError(
-                    f"input {index} ({cid.hex()}) is not a coin on the ledger",
-                    node_code="input.unknown",
-                    coin_id=cid.hex(),
-                ) from None
-            except NodeError as exc:
-                raise UpstreamError(f"could not read coin {cid.hex()}: {exc}") from None
+            with upstream_errors(f"read coin {cid.hex()}"):
+                try:
+                    view = self.node.coin(cid)
+                except NodeRejection as rejection:
+                    if rejection.code != "not_found":
+                        raise
+                    raise TxRefusedError(
+                        f"input {index} ({cid.hex()}) is not a coin on the ledger",
+                        node_code="input.unknown",
+                        coin_id=cid.hex(),
+                    ) from None
             if view.get("status") != "unspent":
                 raise TxRefusedError(
                     f"input {index} ({cid.hex()}) is already spent",
@@ -972,7 +923,7 @@ class OperatorService:
                 raise BadRequestError(
                     f"input {index} is a {lock.get('kind')} coin; an unload spends key coins"
                 )
-            key = parse_key(lock.get("key"), f"input {index}'s key")
+            key = parse_public_key(lock.get("key"), f"input {index}'s key")
             signatures = witness.signatures
             if (
                 len(signatures) != 1
@@ -983,7 +934,8 @@ class OperatorService:
                     f"input {index}'s signature does not verify", node_code="sig.invalid"
                 )
             keys.append(key.hex())
-            sums[str(view["asset"])] = sums.get(str(view["asset"]), 0) + int(view["amount"])
+            asset = str(view["asset"])
+            sums[asset] = sums.get(asset, 0) + amount_from_json(view["amount"])
         owners = self.store.owners_of(keys)
         for key_hex, owner in owners.items():
             if owner != customer.id:
@@ -1001,38 +953,40 @@ class OperatorService:
         return keys
 
     def _unload_hosted(self, customer: CustomerRow, key: str, amount: int) -> Answer:
-        scope = customer_scope(customer.id)
         hashed = request_hash({"kind": "unload", "amount": amount, "tx": None})
-        existing = self._existing(scope, key, hashed)
-        if existing is not None:
-            return existing
-        with self.float.lock:
-            existing = self._existing(scope, key, hashed)
-            if existing is not None:
-                return existing
-            fresh = self.customer(customer.id)
-            if fresh.deposit > MAX_AMOUNT - amount:
-                raise DepositOverflowError(
-                    f"crediting {amount} would take the deposit over {MAX_AMOUNT}", amount=amount
-                )
-            tx, inputs = self._hosted_transfer(fresh, self.float.public_key, amount)
-            return self._open_and_settle(
-                scope,
-                key,
-                hashed,
-                kind="unload",
-                amount=amount,
-                customer_id=customer.id,
-                tx=encode(tx),
-                txid=tx_id(tx.body).hex(),
-                detail={},
-                reserve=inputs,
+
+        def movement() -> dict[str, Any]:  # Any: the journal row's fields
+            self._check_credit(self.customer(customer.id), amount)
+            return self._hosted_movement(customer, "unload", self.float.public_key, amount, {})
+
+        return self._once(customer_scope(customer.id), key, hashed, movement)
+
+    def _check_credit(self, customer: CustomerRow, amount: int) -> None:
+        """Refuse a credit that would take the customer's deposit over 2^63-1."""
+        if customer.deposit > MAX_AMOUNT - amount:
+            raise DepositOverflowError(
+                f"crediting {amount} would take the deposit over {MAX_AMOUNT}",
+                amount=amount_to_json(amount),
             )
 
-    def _hosted_transfer(
-        self, customer: CustomerRow, to: PublicKey, amount: int
-    ) -> tuple[SignedTx, list[bytes]]:
-        """A transfer of `amount` from the hosted wallet to `to`, change back to it."""
+    def _transfer(
+        self, selection: Selection, signer: PrivateKey, to: bytes, amount: int
+    ) -> SignedTx:
+        """A transfer of `amount` to `to` from `signer`'s selected coins, change back to it."""
+        outputs: list[tuple[bytes, str, int]] = [(to, self.config.asset, amount)]
+        if selection.change:
+            outputs.append((signer.public_key, self.config.asset, selection.change))
+        return make_transfer(
+            [(cid, signer) for cid, _ in selection.inputs],
+            outputs,
+            self.ledger.valid_until(),
+            self.ledger.chain_id,
+        )
+
+    def _hosted_movement(
+        self, customer: CustomerRow, kind: str, to: PublicKey, amount: int, detail: dict[str, str]
+    ) -> dict[str, Any]:  # Any: the journal row's fields
+        """The journal row of paying `amount` from the hosted wallet to `to`."""
         assert customer.hosted_index is not None  # noqa: S101 - callers check is_hosted
         hosted = self.hosted_key(customer.hosted_index)
         reserved = self.store.reserved_coins()
@@ -1042,16 +996,16 @@ class OperatorService:
             if bytes(cid) not in reserved
         ]
         selection = select_coins(coins, self.config.asset, amount, max_inputs=Params().max_inputs)
-        outputs: list[tuple[bytes, str, int]] = [(to, self.config.asset, amount)]
-        if selection.change:
-            outputs.append((hosted.public_key, self.config.asset, selection.change))
-        tx = make_transfer(
-            [(cid, hosted) for cid, _ in selection.inputs],
-            outputs,
-            self.ledger.valid_until(),
-            self.ledger.chain_id,
-        )
-        return tx, [cid for cid, _ in selection.inputs]
+        tx = self._transfer(selection, hosted, to, amount)
+        return {
+            "kind": kind,
+            "amount": amount,
+            "customer_id": customer.id,
+            "tx": encode(tx),
+            "txid": tx_id(tx.body).hex(),
+            "detail": detail,
+            "reserve": [cid for cid, _ in selection.inputs],
+        }
 
     # -- pay ---------------------------------------------------------------------------------
 
@@ -1071,40 +1025,24 @@ class OperatorService:
                 "only hosted wallets pay through the operator; a self-custody wallet pays "
                 "from its own keys"
             )
-        payee = parse_key(to, "to")
+        payee = parse_public_key(to, "to")
         if payee == self.float.public_key:
             raise BadRequestError("`to` is the operator's float key: use unload to pay it in")
-        scope = customer_scope(customer.id)
         hashed = request_hash({"kind": "pay", "amount": amount, "to": payee.hex()})
-        existing = self._existing(scope, key, hashed)
-        if existing is not None:
-            return existing
-        limits = self.limits_of(customer)
-        if amount > limits.payment_limit:
-            raise LimitExceededError(
-                f"a payment of {amount} is over the tier {customer.tier} payment limit of "
-                f"{limits.payment_limit}",
-                limit=limits.payment_limit,
-                amount=amount,
-                tier=customer.tier,
-            )
-        with self.float.lock:
-            existing = self._existing(scope, key, hashed)
-            if existing is not None:
-                return existing
-            tx, inputs = self._hosted_transfer(customer, payee, amount)
-            return self._open_and_settle(
-                scope,
-                key,
-                hashed,
-                kind="pay",
-                amount=amount,
-                customer_id=customer.id,
-                tx=encode(tx),
-                txid=tx_id(tx.body).hex(),
-                detail={"to": payee.hex()},
-                reserve=inputs,
-            )
+
+        def movement() -> dict[str, Any]:  # Any: the journal row's fields
+            limits = self.limits_of(customer)
+            if amount > limits.payment_limit:
+                raise LimitExceededError(
+                    f"a payment of {amount} is over the tier {customer.tier} payment limit of "
+                    f"{limits.payment_limit}",
+                    limit=amount_to_json(limits.payment_limit),
+                    amount=amount_to_json(amount),
+                    tier=customer.tier,
+                )
+            return self._hosted_movement(customer, "pay", payee, amount, {"to": payee.hex()})
+
+        return self._once(customer_scope(customer.id), key, hashed, movement)
 
     # -- float -------------------------------------------------------------------------------
 

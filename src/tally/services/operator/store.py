@@ -19,7 +19,6 @@ settled.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -29,7 +28,9 @@ from sqlalchemy.exc import IntegrityError
 
 from tally.model.rejection import Rejection
 from tally.model.types import MAX_AMOUNT
-from tally.services.common.db import make_engine
+from tally.services.common.amounts import amount_to_json
+from tally.services.common.clock import now_ms
+from tally.services.common.db import inserted_id, make_engine, row_as
 from tally.wallet.errors import InsufficientFundsError
 
 __all__ = [
@@ -113,10 +114,6 @@ reservations = sa.Table(
 """Coins a pending journal row spends; no other selection takes them."""
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class KeyTakenError(Rejection):
     """A key is already another customer's (registered, loaded to, or a hosted key)."""
 
@@ -194,17 +191,7 @@ class JournalRow:
 
 
 def _customer(row: sa.Row[Any]) -> CustomerRow:
-    return CustomerRow(
-        id=row.id,
-        name=row.name,
-        tier=row.tier,
-        wallet_key=row.wallet_key,
-        token_hash=row.token_hash,
-        hosted_index=row.hosted_index,
-        hosted_key=row.hosted_key,
-        deposit=int(row.deposit),
-        created_ms=int(row.created_ms),
-    )
+    return row_as(CustomerRow, row._mapping)
 
 
 def _entry(row: sa.Row[Any]) -> JournalRow:
@@ -244,6 +231,16 @@ class OperatorStore:
         """Release the connection pool."""
         self.engine.dispose()
 
+    def _customer_where(self, condition: sa.ColumnElement[bool]) -> CustomerRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(customers.select().where(condition)).first()
+        return _customer(row) if row is not None else None
+
+    def _entry_where(self, *conditions: sa.ColumnElement[bool]) -> JournalRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(journal.select().where(*conditions)).first()
+        return _entry(row) if row is not None else None
+
     # -- customers ---------------------------------------------------------------------------
 
     def create_customer(
@@ -264,7 +261,7 @@ class OperatorStore:
         """
         try:
             with self.engine.begin() as conn:
-                new_id = _inserted_id(
+                new_id = inserted_id(
                     conn.execute(
                         customers.insert().values(
                             name=name,
@@ -272,7 +269,7 @@ class OperatorStore:
                             wallet_key=wallet_key,
                             token_hash=token_hash,
                             deposit=0,
-                            created_ms=_now_ms(),
+                            created_ms=now_ms(),
                         )
                     )
                 )
@@ -285,7 +282,7 @@ class OperatorStore:
                     )
                     conn.execute(
                         customer_keys.insert().values(
-                            pubkey=hosted_key, customer_id=new_id, created_ms=_now_ms()
+                            pubkey=hosted_key, customer_id=new_id, created_ms=now_ms()
                         )
                     )
                 row = conn.execute(customers.select().where(customers.c.id == new_id)).one()
@@ -297,23 +294,15 @@ class OperatorStore:
 
     def customer(self, customer_id: int) -> CustomerRow | None:
         """The customer with this id, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(customers.select().where(customers.c.id == customer_id)).first()
-        return _customer(row) if row is not None else None
+        return self._customer_where(customers.c.id == customer_id)
 
     def customer_by_wallet_key(self, key_hex: str) -> CustomerRow | None:
         """The self-custody customer whose wallet identity key is `key_hex`, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(customers.select().where(customers.c.wallet_key == key_hex)).first()
-        return _customer(row) if row is not None else None
+        return self._customer_where(customers.c.wallet_key == key_hex)
 
     def customer_by_token_hash(self, token_hash: str) -> CustomerRow | None:
         """The hosted customer whose token hashes to `token_hash`, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                customers.select().where(customers.c.token_hash == token_hash)
-            ).first()
-        return _customer(row) if row is not None else None
+        return self._customer_where(customers.c.token_hash == token_hash)
 
     def all_customers(self) -> list[CustomerRow]:
         """Every customer, by id."""
@@ -364,25 +353,17 @@ class OperatorStore:
 
     def entry(self, scope: str, idempotency_key: str) -> JournalRow | None:
         """The journal row of this idempotency key in `scope`, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                journal.select().where(
-                    journal.c.scope == scope, journal.c.idempotency_key == idempotency_key
-                )
-            ).first()
-        return _entry(row) if row is not None else None
+        return self._entry_where(
+            journal.c.scope == scope, journal.c.idempotency_key == idempotency_key
+        )
 
     def entry_by_id(self, entry_id: int) -> JournalRow | None:
         """The journal row with this id, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(journal.select().where(journal.c.id == entry_id)).first()
-        return _entry(row) if row is not None else None
+        return self._entry_where(journal.c.id == entry_id)
 
     def entry_by_txid(self, txid: str) -> JournalRow | None:
         """The journal row of this transaction, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(journal.select().where(journal.c.txid == txid)).first()
-        return _entry(row) if row is not None else None
+        return self._entry_where(journal.c.txid == txid)
 
     def pending_entries(self, kinds: Sequence[str] | None = None) -> list[JournalRow]:
         """Every pending row (of `kinds`, if given), oldest first."""
@@ -462,54 +443,35 @@ class OperatorStore:
             EntryExistsError: a row with this scope and key exists.
             TxAlreadyJournaledError: a row with this txid exists.
         """
-        now = _now_ms()
         try:
             with self.engine.begin() as conn:
-                existing = conn.execute(
-                    sa.select(journal.c.id).where(
-                        journal.c.scope == scope, journal.c.idempotency_key == idempotency_key
-                    )
-                ).first()
-                if existing is not None:
-                    raise EntryExistsError(idempotency_key)
+                _check_key_free(conn, scope, idempotency_key)
                 if txid is not None:
                     _claim_txid(conn, txid)
                 if debit and customer_id is not None:
                     _debit(conn, customer_id, debit)
                 if claim_keys and customer_id is not None:
                     _claim_keys(conn, customer_id, claim_keys, strict=True)
-                entry_id = _inserted_id(
-                    conn.execute(
-                        journal.insert().values(
-                            scope=scope,
-                            idempotency_key=idempotency_key,
-                            customer_id=customer_id,
-                            kind=kind,
-                            amount=amount,
-                            status=PENDING,
-                            tx=tx,
-                            txid=txid,
-                            request_hash=request_hash,
-                            detail=json.dumps(detail or {}),
-                            created_ms=now,
-                            updated_ms=now,
-                        )
-                    )
+                entry_id = _insert_entry(
+                    conn,
+                    scope=scope,
+                    idempotency_key=idempotency_key,
+                    customer_id=customer_id,
+                    kind=kind,
+                    amount=amount,
+                    status=PENDING,
+                    tx=tx,
+                    txid=txid,
+                    request_hash=request_hash,
+                    detail=json.dumps(detail or {}),
                 )
                 coin_rows = [{"coin_id": cid.hex(), "journal_id": entry_id} for cid in reserve]
                 if coin_rows:
                     conn.execute(reservations.insert(), coin_rows)
-                row = conn.execute(journal.select().where(journal.c.id == entry_id)).one()
+                return _read_entry(conn, entry_id)
         except IntegrityError:
-            # A concurrent call won the race for the key, the txid or a coin: say which.
-            if self.entry(scope, idempotency_key) is not None:
-                raise EntryExistsError(idempotency_key) from None
-            if txid is not None:
-                other_entry = self.entry_by_txid(txid)
-                if other_entry is not None:
-                    raise TxAlreadyJournaledError(txid, other_entry.idempotency_key) from None
+            self._explain_race(scope, idempotency_key, txid)
             raise
-        return _entry(row)
 
     def record_deposit(
         self,
@@ -529,44 +491,44 @@ class OperatorStore:
             DepositOverflowError: the deposit would go over 2^63-1.
             EntryExistsError: a row with this scope and key exists.
         """
-        now = _now_ms()
         try:
             with self.engine.begin() as conn:
-                if conn.execute(
-                    sa.select(journal.c.id).where(
-                        journal.c.scope == scope, journal.c.idempotency_key == idempotency_key
-                    )
-                ).first():
-                    raise EntryExistsError(idempotency_key)
+                _check_key_free(conn, scope, idempotency_key)
                 deposit = _credit(conn, customer_id, amount)
-                entry_id = _inserted_id(
-                    conn.execute(
-                        journal.insert().values(
-                            scope=scope,
-                            idempotency_key=idempotency_key,
-                            customer_id=customer_id,
-                            kind="deposit",
-                            amount=amount,
-                            status=DONE,
-                            request_hash=request_hash,
-                            detail="{}",
-                            created_ms=now,
-                            updated_ms=now,
-                        )
-                    )
+                entry_id = _insert_entry(
+                    conn,
+                    scope=scope,
+                    idempotency_key=idempotency_key,
+                    customer_id=customer_id,
+                    kind="deposit",
+                    amount=amount,
+                    status=DONE,
+                    request_hash=request_hash,
+                    detail="{}",
                 )
-                response = response_of(int(entry_id), deposit)
+                response = response_of(entry_id, deposit)
                 conn.execute(
                     journal.update()
                     .where(journal.c.id == entry_id)
                     .values(response=json.dumps(response), http_status=200)
                 )
-                row = conn.execute(journal.select().where(journal.c.id == entry_id)).one()
+                return _read_entry(conn, entry_id)
         except IntegrityError:
-            if self.entry(scope, idempotency_key) is not None:
-                raise EntryExistsError(idempotency_key) from None
+            self._explain_race(scope, idempotency_key)
             raise
-        return _entry(row)
+
+    def _explain_race(self, scope: str, idempotency_key: str, txid: str | None = None) -> None:
+        """After a refused insert: say which concurrent call won the key or the txid.
+
+        Raises:
+            EntryExistsError: a row of this key was written meanwhile.
+            TxAlreadyJournaledError: a row of this txid was written meanwhile.
+        """
+        if self.entry(scope, idempotency_key) is not None:
+            raise EntryExistsError(idempotency_key) from None
+        other = None if txid is None else self.entry_by_txid(txid)
+        if other is not None and txid is not None:
+            raise TxAlreadyJournaledError(txid, other.idempotency_key) from None
 
     def finish_entry(
         self,
@@ -617,18 +579,17 @@ class OperatorStore:
                 "status": status,
                 "response": json.dumps(response_of(deposit)),
                 "http_status": http_status,
-                "updated_ms": _now_ms(),
+                "updated_ms": now_ms(),
             }
             if detail is not None:
                 values["detail"] = json.dumps(detail)
             conn.execute(journal.update().where(journal.c.id == entry_id).values(**values))
             conn.execute(reservations.delete().where(reservations.c.journal_id == entry_id))
-            settled = conn.execute(journal.select().where(journal.c.id == entry_id)).one()
-        return _entry(settled)
+            return _read_entry(conn, entry_id)
 
     def touch_entry(self, entry_id: int, detail: dict[str, Any] | None = None) -> None:
         """Note an attempt to settle a pending row (and update its detail, if given)."""
-        values: dict[str, Any] = {"updated_ms": _now_ms()}
+        values: dict[str, Any] = {"updated_ms": now_ms()}
         if detail is not None:
             values["detail"] = json.dumps(detail)
         with self.engine.begin() as conn:
@@ -637,6 +598,33 @@ class OperatorStore:
                 .where(journal.c.id == entry_id, journal.c.status == PENDING)
                 .values(**values)
             )
+
+
+def _check_key_free(conn: sa.Connection, scope: str, idempotency_key: str) -> None:
+    """Refuse a second row of one idempotency key in `scope`.
+
+    Raises:
+        EntryExistsError: there is one.
+    """
+    taken = conn.execute(
+        sa.select(journal.c.id).where(
+            journal.c.scope == scope, journal.c.idempotency_key == idempotency_key
+        )
+    ).first()
+    if taken is not None:
+        raise EntryExistsError(idempotency_key)
+
+
+def _insert_entry(conn: sa.Connection, **values: Any) -> int:  # Any: column values
+    """Insert a journal row, stamped now; its id."""
+    now = now_ms()
+    return inserted_id(
+        conn.execute(journal.insert().values(created_ms=now, updated_ms=now, **values))
+    )
+
+
+def _read_entry(conn: sa.Connection, entry_id: int) -> JournalRow:
+    return _entry(conn.execute(journal.select().where(journal.c.id == entry_id)).one())
 
 
 def _claim_txid(conn: sa.Connection, txid: str) -> None:
@@ -662,13 +650,6 @@ def _claim_txid(conn: sa.Connection, txid: str) -> None:
     )
 
 
-def _inserted_id(result: sa.CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    if key is None:
-        raise RuntimeError("the database returned no id for an inserted row")
-    return int(key[0])
-
-
 def _debit(conn: sa.Connection, customer_id: int, amount: int) -> None:
     done = conn.execute(
         customers.update()
@@ -681,8 +662,8 @@ def _debit(conn: sa.Connection, customer_id: int, amount: int) -> None:
         ).scalar_one()
         raise InsufficientFundsError(
             f"the deposit holds {deposit}, less than the {amount} asked for",
-            deposit=int(deposit),
-            needed=amount,
+            deposit=amount_to_json(int(deposit)),
+            needed=amount_to_json(amount),
         )
 
 
@@ -701,8 +682,8 @@ def _credit(conn: sa.Connection, customer_id: int, amount: int) -> int:
     if done.rowcount != 1:
         raise DepositOverflowError(
             f"crediting {amount} would take the deposit of {deposit} over {MAX_AMOUNT}",
-            deposit=deposit,
-            amount=amount,
+            deposit=amount_to_json(deposit),
+            amount=amount_to_json(amount),
         )
     return deposit
 
@@ -730,7 +711,7 @@ def _claim_keys(
         raise KeyTakenError(
             f"key {taken[0]} belongs to another customer of this operator", key=taken[0]
         )
-    now = _now_ms()
+    now = now_ms()
     fresh = [key for key in wanted if key not in owners]
     if fresh:
         conn.execute(
