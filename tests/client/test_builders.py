@@ -42,6 +42,7 @@ from tests.rules.helpers import (
     key,
     key_lock,
     multi_lock,
+    offline_lock,
     outputs_of,
     pub,
 )
@@ -181,8 +182,26 @@ def test_escrow_builders_refuse_wrong_keys_and_over_capture() -> None:
         make_escrow_capture(cid, plain, key(BOB), 10, pub(CAROL), CHAIN_ID, 5)
 
 
+def test_offline_purse_and_hop_built_by_the_sdk_are_accepted() -> None:
+    ledger = Ledger()
+    funds = _issue(ledger, ALICE, 100)
+    purse = make_transfer(
+        [(funds, key(ALICE))], [(offline_lock(ALICE, 5), "CNY", 100)], VALID_UNTIL, CHAIN_ID
+    )
+    assert ledger.commit(purse).codes == ["ok"]
+    hop = make_transfer(
+        [(outputs_of(purse)[0], key(ALICE))],
+        [(offline_lock(BOB, 5), "CNY", 60), (offline_lock(ALICE, 5), "CNY", 40)],
+        VALID_UNTIL,
+        CHAIN_ID,
+    )
+    assert ledger.commit(hop).codes == ["ok"]
+    assert ledger.view.coins[outputs_of(hop)[0]].lock == offline_lock(BOB, 5)
+
+
 def test_to_lock_refuses_keys_of_the_wrong_length_or_off_the_curve() -> None:
     assert to_lock(pub(ALICE)) == key_lock(ALICE)
+    assert to_lock(offline_lock(ALICE, 3)) == offline_lock(ALICE, 3)
     with pytest.raises(BuilderError, match="got 31 bytes"):
         to_lock(bytes(31))
     with pytest.raises(BuilderError, match="not a point"):

@@ -20,10 +20,39 @@ from tally.client import (
     make_issue,
     make_transfer,
 )
-from tally.model import CoinId, KeyLock, SignedTx, address_of, coin_id, encode, tx_id
+from tally.crypto import verify
+from tally.model import (
+    CoinId,
+    CommitCertificate,
+    DoubleSpendProof,
+    Header,
+    KeyLock,
+    Receipt,
+    SignedTx,
+    TxInclusionProof,
+    address_of,
+    coin_id,
+    decode,
+    encode,
+    tx_id,
+)
 from tally.node.api import create_app
 from tally.node.core import Node
-from tests.rules.helpers import ALICE, BOB, CHAIN_ID, CNY_ISSUER, HRP, RESERVE_REF, coin, key, pub
+from tally.rules import check_certificate, verify_double_spend_proof, verify_tx_inclusion
+from tests.rules.helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    CHAIN_ID,
+    CNY_ISSUER,
+    HRP,
+    RESERVE_REF,
+    coin,
+    key,
+    make_genesis,
+    offline_lock,
+    pub,
+)
 
 URL = "http://testserver"
 
@@ -132,6 +161,68 @@ def test_async_client_submits_and_queries_through_asgi(node: Node) -> None:
     assert result["status"] == "committed"
     assert shown["tx"]["kind"] == "issue"
     assert status["height"] >= result["height"]
+
+
+def _offline_double_spend(client: NodeClient) -> tuple[SignedTx, SignedTx, CoinId]:
+    """Alice funds a purse and signs its coin to Bob and then to Carol; both are submitted."""
+    issue = _issue(100, nonce=77)
+    assert client.submit(issue)["status"] == "committed"
+    funds = coin_id(tx_id(issue.body), 0)
+    purse = make_transfer(
+        [(funds, key(ALICE))], [(offline_lock(ALICE, 90), "CNY", 100)], 500, CHAIN_ID
+    )
+    assert client.submit(purse)["status"] == "committed"
+    cid = coin_id(tx_id(purse.body), 0)
+    hops = [
+        make_transfer([(cid, key(ALICE))], [(offline_lock(to, 90), "CNY", 100)], 500, CHAIN_ID)
+        for to in (BOB, CAROL)
+    ]
+    results = [client.submit(hop) for hop in hops]
+    assert [r["receipt"]["code"] for r in results] == ["ok", "offline.double_spend"]
+    return hops[0], hops[1], cid
+
+
+def test_inclusion_and_double_spend_proofs_are_fetched_and_verify(client: NodeClient) -> None:
+    first, second, cid = _offline_double_spend(client)
+    view = client.inclusion(tx_id(first.body))
+    assert view["txid"] == tx_id(first.body).hex()
+    header = decode(bytes.fromhex(view["header"]), Header)
+    verify_tx_inclusion(
+        header,
+        decode(bytes.fromhex(view["tx"]), SignedTx),
+        decode(bytes.fromhex(view["receipt"]), Receipt),
+        view["index"],
+        decode(bytes.fromhex(view["proof"]), TxInclusionProof),
+    )
+    certificate = decode(bytes.fromhex(view["certificate"]), CommitCertificate)
+    check_certificate(certificate, header, make_genesis().members, verify)
+    barred = client.double_spend_proofs(pub(ALICE))
+    assert barred["barred"] is True
+    (proof,) = [decode(bytes.fromhex(p), DoubleSpendProof) for p in barred["proofs"]]
+    verify_double_spend_proof(proof)
+    assert (proof.coin_id, proof.first, proof.second) == (cid, first, second)
+    assert client.double_spend_proofs(pub(BOB).hex())["barred"] is False
+    with pytest.raises(NodeRejection) as missing:
+        client.inclusion(bytes(32))
+    assert missing.value.code == "not_found"
+    with pytest.raises(ValueError, match="64 hex digits"):
+        client.double_spend_proofs(b"short")
+
+
+def test_async_client_fetches_inclusion_and_proofs(node: Node, api: TestClient) -> None:
+    first, _, _ = _offline_double_spend(NodeClient(URL, client=api))
+    app = create_app(node, verify_threads=2)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with AsyncNodeClient(URL, transport=httpx.ASGITransport(app=app)) as client:
+            return await client.inclusion(tx_id(first.body)), await client.double_spend_proofs(
+                pub(ALICE)
+            )
+
+    inclusion, barred = asyncio.run(scenario())
+    assert inclusion["tx"] == encode(first).hex()
+    assert barred["barred"] is True
+    assert len(barred["proofs"]) == 1
 
 
 def _mock(handler: httpx.MockTransport) -> NodeClient:

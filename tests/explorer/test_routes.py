@@ -324,3 +324,42 @@ def test_a_fault_in_a_page_is_a_bare_500_and_the_node_keeps_serving(
 def test_openapi_schema_does_not_list_explorer_pages(web: TestClient) -> None:
     paths = web.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/explorer")]
+
+
+def test_offline_coins_show_their_owner_and_unlock_height_and_double_spends_their_code() -> None:
+    from tally.explorer.bench import append_block
+    from tally.model import coin_id, tx_id
+    from tests.rules.helpers import (
+        ALICE,
+        BOB,
+        CAROL,
+        MEMBER,
+        coin,
+        key,
+        make_transfer,
+        offline_lock,
+        owner,
+        pub,
+    )
+
+    fresh = build_chain()
+    change = coin_id(bytes.fromhex(fresh.transfer_tx), 1)
+    purse = make_transfer([(change, owner(ALICE))], [coin("CNY", 50_000, offline_lock(ALICE, 900))])
+    append_block(fresh.node.store, [purse], key=key(MEMBER))
+    purse_coin = coin_id(tx_id(purse.body), 0)
+    hops = [
+        make_transfer([(purse_coin, owner(ALICE))], [coin("CNY", 50_000, offline_lock(to, 900))])
+        for to in (BOB, CAROL)
+    ]
+    append_block(fresh.node.store, hops, key=key(MEMBER))
+    app = create_app(fresh.node, verify_threads=1)
+    mount_explorer(app, fresh.node)
+    with TestClient(app) as client:
+        page = client.get(f"/explorer/coin/{purse_coin.hex()}").text
+        assert "offline until height 900" in page
+        assert "lock-offline" in page
+        assert pub(ALICE).hex() in page
+        assert 'id="offline-unlock"' in page
+        assert f"/explorer/tx/{tx_id(hops[0].body).hex()}" in page  # spent by the first hop
+        second = client.get(f"/explorer/tx/{tx_id(hops[1].body).hex()}").text
+        assert "offline.double_spend" in second

@@ -13,10 +13,17 @@ from collections.abc import Callable
 import atheris
 
 with atheris.instrument_imports(include=["tally"]):
-    from tally.model import Params, Rejection, decode, decode_block, decode_tx
+    from tally.model import (
+        Params,
+        Rejection,
+        decode,
+        decode_block,
+        decode_double_spend_proof,
+        decode_tx,
+    )
     from tally.model.genesis import Genesis
     from tally.node.requests import parse_batch, parse_height, parse_hex_id, parse_tx_json
-    from tally.rules import check_tx
+    from tally.rules import check_tx, verify_double_spend_proof
 
 PARAMS = Params()
 
@@ -31,6 +38,10 @@ def _block(data: bytes) -> None:
 
 def _genesis(data: bytes) -> None:
     decode(data, Genesis)
+
+
+def _double_spend_proof(data: bytes) -> None:
+    verify_double_spend_proof(decode_double_spend_proof(data, PARAMS))
 
 
 def _json_body(data: bytes) -> None:
@@ -60,6 +71,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "tx": _tx,
     "block": _block,
     "genesis": _genesis,
+    "double_spend_proof": _double_spend_proof,
     "json_body": _json_body,
     "batch": _batch,
     "path": _path,

@@ -14,14 +14,18 @@ from tally.crypto.schnorr import PrivateKey
 from tally.model import (
     Block,
     Coin,
+    DoubleSpendProof,
     Header,
     KeyLock,
+    OfflineLock,
     Receipt,
     Signature,
     SignedTx,
     Transfer,
     Witness,
     encode,
+    sighash,
+    tx_id,
 )
 from tally.model.genesis import Genesis
 from tally.model.params import Params
@@ -68,7 +72,29 @@ def _seeds() -> dict[str, list[bytes]]:
             members=(),
         )
     )
+    hop = Transfer(
+        inputs=(bytes(32),),
+        outputs=(
+            Coin(asset="CNY", amount=5, lock=OfflineLock(owner=key.public_key, unlock_height=9)),
+        ),
+        valid_until=10,
+    )
+    hops = [
+        SignedTx(
+            body=body,
+            witnesses=(
+                Witness(signatures=(Signature(signer=0, sig=key.sign(sighash("c", tx_id(body)))),)),
+            ),
+        )
+        for body in (hop, Transfer(inputs=hop.inputs, outputs=hop.outputs, valid_until=11))
+    ]
+    proof = encode(
+        DoubleSpendProof(
+            chain_id="c", coin_id=bytes(32), owner=key.public_key, first=hops[0], second=hops[1]
+        )
+    )
     return {
+        "double_spend_proof": [proof, proof[:-1]],
         "tx": [raw, raw[:-3]],
         "block": [block],
         "genesis": [genesis],
@@ -107,7 +133,9 @@ def _fuzz(target: str, seconds: int, tmp_path: Path) -> subprocess.CompletedProc
 
 @pytest.mark.slow
 @pytest.mark.timeout(SECONDS + 300)
-@pytest.mark.parametrize("target", ["tx", "block", "genesis", "json_body", "batch", "path"])
+@pytest.mark.parametrize(
+    "target", ["tx", "block", "genesis", "json_body", "batch", "path", "double_spend_proof"]
+)
 def test_decoder_raises_only_rejections_under_fuzzing(target: str, tmp_path: Path) -> None:
     result = _fuzz(target, SECONDS, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]

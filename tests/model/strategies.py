@@ -17,6 +17,7 @@ from tally.model import (
     Block,
     Coin,
     CommitCertificate,
+    DoubleSpendProof,
     EscrowLock,
     Genesis,
     Govern,
@@ -25,6 +26,7 @@ from tally.model import (
     KeyLock,
     Member,
     MultiLock,
+    OfflineLock,
     Params,
     Receipt,
     Redeem,
@@ -59,7 +61,8 @@ params = st.builds(
 key_locks = st.builds(KeyLock, key=keys)
 multi_locks = st.builds(MultiLock, threshold=wire_ints, keys=st.lists(keys, max_size=4).map(tuple))
 escrow_locks = st.builds(EscrowLock, payer=keys, payee=keys, expiry=wire_ints)
-locks = st.one_of(key_locks, multi_locks, escrow_locks)
+offline_locks = st.builds(OfflineLock, owner=keys, unlock_height=wire_ints)
+locks = st.one_of(key_locks, multi_locks, escrow_locks, offline_locks)
 
 coins = st.builds(Coin, asset=asset_codes, amount=amounts, lock=locks)
 coin_tuples = st.lists(coins, max_size=3).map(tuple)
@@ -120,6 +123,14 @@ certificates = st.builds(
     view=wire_ints,
     signatures=st.lists(signatures, max_size=3).map(tuple),
 )
+double_spend_proofs = st.builds(
+    DoubleSpendProof,
+    chain_id=texts,
+    coin_id=hashes,
+    owner=keys,
+    first=signed_txs,
+    second=signed_txs,
+)
 asset_entries = st.builds(AssetEntry, asset=asset_codes, issuer=keys)
 members = st.builds(Member, name=texts, key=keys)
 geneses = st.builds(
@@ -138,6 +149,7 @@ PROTOCOL_OBJECTS = {
     "KeyLock": key_locks,
     "MultiLock": multi_locks,
     "EscrowLock": escrow_locks,
+    "OfflineLock": offline_locks,
     "Coin": coins,
     "Signature": signatures,
     "Witness": witnesses,
@@ -158,5 +170,6 @@ PROTOCOL_OBJECTS = {
     "AssetEntry": asset_entries,
     "Member": members,
     "Genesis": geneses,
+    "DoubleSpendProof": double_spend_proofs,
 }
 """A strategy per protocol object, by class name."""

@@ -19,6 +19,7 @@ from tally.model import (
     MalformedError,
     MultiLock,
     NonCanonicalError,
+    OfflineLock,
     Params,
     Rejection,
     SignedTx,
@@ -88,10 +89,12 @@ def test_coin_encodes_as_an_array_of_asset_amount_and_tagged_lock():
     assert COIN_BYTES == b"\x93\xa3CNY\x05\x92\x01\xc4\x20" + KEY
 
 
-def test_locks_are_tagged_one_two_three():
+def test_locks_are_tagged_one_two_three_four():
     assert encode(LOCK)[:2] == b"\x92\x01"
     assert msgspec.msgpack.decode(encode(MultiLock(threshold=1, keys=(KEY,))))[0] == 2
     assert msgspec.msgpack.decode(encode(EscrowLock(payer=KEY, payee=KEY, expiry=3)))[0] == 3
+    offline = OfflineLock(owner=KEY, unlock_height=300)
+    assert encode(offline) == b"\x93\x04\xc4\x20" + KEY + b"\xcd\x01\x2c"
 
 
 @given(s.signed_txs)

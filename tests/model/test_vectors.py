@@ -12,6 +12,7 @@ from tally.model import (
     Block,
     Coin,
     CommitCertificate,
+    DoubleSpendProof,
     EscrowLock,
     Genesis,
     Govern,
@@ -19,6 +20,7 @@ from tally.model import (
     Issue,
     KeyLock,
     MultiLock,
+    OfflineLock,
     Params,
     Receipt,
     Redeem,
@@ -43,6 +45,7 @@ TYPES: dict[str, type] = {
         KeyLock,
         MultiLock,
         EscrowLock,
+        OfflineLock,
         Coin,
         Issue,
         Transfer,
@@ -55,6 +58,7 @@ TYPES: dict[str, type] = {
         CommitCertificate,
         Params,
         Genesis,
+        DoubleSpendProof,
     )
 }
 
@@ -199,3 +203,12 @@ def test_certificate_vector_is_signed_by_member_zero_over_the_commit_message():
 def test_reference_encoder_follows_the_messagepack_specification(value, encoding):
     assert reference_pack(value).hex() == encoding
     assert encode(value if not isinstance(value, dict) else b"").hex() == encoding
+
+
+def test_double_spend_proof_vector_verifies_from_its_two_signatures():
+    from tally.rules import verify_double_spend_proof
+
+    (proof_vector,) = [v for v in DOCUMENT["vectors"] if v["type"] == "DoubleSpendProof"]
+    proof = decode(bytes.fromhex(proof_vector["encoding"]), DoubleSpendProof)
+    assert proof.chain_id == DOCUMENT["chain_id"]
+    verify_double_spend_proof(proof)

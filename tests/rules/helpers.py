@@ -37,6 +37,7 @@ from tally.model import (
     Lock,
     Member,
     MultiLock,
+    OfflineLock,
     Params,
     PublicKey,
     Receipt,
@@ -58,6 +59,7 @@ from tally.model import (
 from tally.rules import (
     BlockContext,
     BlockOutcome,
+    DoubleSpend,
     Governance,
     StateDelta,
     Supply,
@@ -123,6 +125,11 @@ def multi_lock(threshold: int, indices: Sequence[int]) -> MultiLock:
 def escrow_lock(payer: int, payee: int, expiry: int) -> EscrowLock:
     """An escrow from `payer` to `payee` that the payee may capture until `expiry`."""
     return EscrowLock(payer=pub(payer), payee=pub(payee), expiry=Height(expiry))
+
+
+def offline_lock(owner_index: int, unlock_height: int) -> OfflineLock:
+    """Offline money of `key(owner_index)`, spent online only after `unlock_height`."""
+    return OfflineLock(owner=pub(owner_index), unlock_height=Height(unlock_height))
 
 
 def coin(asset: str, amount: int, owner: int | Lock) -> Coin:
@@ -299,6 +306,9 @@ class MemoryView:
     genesis: Genesis
     coins: dict[CoinId, Coin] = field(default_factory=dict)
     spenders: dict[CoinId, TxId] = field(default_factory=dict)
+    spent_coins: dict[CoinId, Coin] = field(default_factory=dict)
+    barred: set[PublicKey] = field(default_factory=set)
+    double_spends: list[DoubleSpend] = field(default_factory=list)
     supplies: dict[AssetCode, Supply] = field(default_factory=dict)
     issuers: dict[AssetCode, PublicKey] = field(default_factory=dict)
     committed: dict[TxId, Height] = field(default_factory=dict)
@@ -320,6 +330,13 @@ class MemoryView:
     def spender(self, coin_id: CoinId) -> TxId | None:
         return self.spenders.get(coin_id)
 
+    def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
+        spender = self.spenders.get(coin_id)
+        return None if spender is None else (spender, self.spent_coins[coin_id])
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        return owner in self.barred
+
     def supply(self, asset: AssetCode) -> Supply | None:
         return self.supplies.get(asset)
 
@@ -340,15 +357,19 @@ class MemoryView:
 
     def apply(self, delta: StateDelta, commitment: StateCommitment, height: int) -> None:
         """Write one block's delta and commitment; `height` is the block's height."""
-        for cid, (spender, _) in delta.spent.items():
+        for cid, (spender, spent_coin) in delta.spent.items():
             self.coins.pop(cid, None)
             self.spenders[cid] = spender
+            self.spent_coins[cid] = spent_coin
         self.coins.update(delta.created)
         self.supplies.update(delta.supply)
         self.issuers.update(delta.issuers)
         if delta.governance is not None:
             self._governance = delta.governance
         self.committed.update(delta.committed)
+        assert not self.barred & set(delta.barred), "a key is barred once"
+        self.barred.update(delta.barred)
+        self.double_spends.extend(delta.double_spends)
         # An id whose window ends at this height can never be committed again.
         self.committed = {t: until for t, until in self.committed.items() if until > height}
         self._commitment = commitment.copy()
@@ -359,13 +380,19 @@ class MemoryView:
         return dict(self.coins)
 
     def recompute_commitment(self) -> StateCommitment:
-        """The commitment of the current unspent set and supply table, from scratch."""
-        return recompute(self.coins, self.supplies)
+        """The commitment of the current unspent set, supply table and barred keys, from scratch."""
+        return recompute(self.coins, self.supplies, self.barred)
 
 
-def recompute(coins: dict[CoinId, Coin], supplies: dict[AssetCode, Supply]) -> StateCommitment:
-    """`commitment_from_scratch` over coins and supplies held in dictionaries."""
-    return commitment_from_scratch(((cid, encode(c)) for cid, c in coins.items()), supplies.items())
+def recompute(
+    coins: dict[CoinId, Coin],
+    supplies: dict[AssetCode, Supply],
+    barred: Iterable[PublicKey] = (),
+) -> StateCommitment:
+    """`commitment_from_scratch` over coins, supplies and barred keys held in collections."""
+    return commitment_from_scratch(
+        ((cid, encode(c)) for cid, c in coins.items()), supplies.items(), barred
+    )
 
 
 @dataclass

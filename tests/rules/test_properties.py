@@ -1,17 +1,22 @@
 """Invariants of the state transition under random sequences of blocks.
 
 A Hypothesis state machine issues, pays, splits, merges, escrows, captures, reclaims and
-redeems coins, and tries double spends, unbalanced transfers, forged signatures, early
-reclaims, late captures and replays, committing each step as a block through
-`apply_block`. It keeps its own model of the unspent coins, built from what each accepted
-transaction should do, and after every step checks on every backend:
+redeems coins, funds offline purses, hands offline coins on hop by hop, settles them after
+their unlock height, and tries double spends (online, and offline ones by the owner, which
+are recorded and bar the owner), unbalanced transfers, forged signatures, early reclaims,
+late captures, early settlements, offline payments to barred keys and replays, committing
+each step as a block through `apply_block`. It keeps its own model of the unspent coins,
+built from what each accepted transaction should do, and after every step checks on every
+backend:
 
 - the unspent coins are exactly the model's;
 - conservation: per asset, the unspent coins add up to issued minus redeemed;
 - no coin is spent twice: every spent coin id appears in exactly one block's delta, and
   none of them is unspent;
-- the running commitment equals one recomputed from scratch (and, for a `LedgerStore`,
-  the stored commitment equals `recompute_commitment()`).
+- every offline double spend is recorded: the barred keys are exactly the model's, and each
+  double spend yields a proof that `verify_double_spend_proof` accepts;
+- the running commitment equals one recomputed from scratch, barred keys included (and, for
+  a `LedgerStore`, the stored commitment equals `recompute_commitment()`).
 
 Each step also checks the exact receipt codes. The determinism machine runs a leader
 (the dict-based view) and followers (`LedgerStore` over `MemoryStore` and `LmdbStore`)
@@ -50,6 +55,8 @@ from tally.model import (
     Issue,
     KeyLock,
     MultiLock,
+    OfflineLock,
+    PublicKey,
     Redeem,
     Signature,
     SignedTx,
@@ -63,6 +70,7 @@ from tally.model import (
 )
 from tally.rules import (
     BlockOutcome,
+    DoubleSpend,
     Supply,
     apply_block,
     build_header,
@@ -70,6 +78,7 @@ from tally.rules import (
     commit_message,
     commitment_from_scratch,
     execute_block,
+    verify_double_spend_proof,
 )
 
 from .helpers import (
@@ -92,6 +101,7 @@ from .helpers import (
     make_redeem,
     make_transfer,
     multi_lock,
+    offline_lock,
     payee,
     payer,
     pub,
@@ -119,6 +129,8 @@ class Backend(Protocol):
     def follow(self, committed: CommittedBlock) -> BlockOutcome: ...
     def unspent(self) -> dict[CoinId, bytes]: ...
     def supplies(self) -> dict[str, Supply]: ...
+    def barred(self) -> set[PublicKey]: ...
+    def double_spends(self) -> set[DoubleSpend]: ...
     def running_commitment(self) -> StateCommitment: ...
     def audit(self) -> None: ...
     def close(self) -> None: ...
@@ -153,6 +165,12 @@ class MemoryViewBackend:
 
     def supplies(self) -> dict[str, Supply]:
         return dict(self.ledger.view.supplies)
+
+    def barred(self) -> set[PublicKey]:
+        return set(self.ledger.view.barred)
+
+    def double_spends(self) -> set[DoubleSpend]:
+        return set(self.ledger.view.double_spends)
 
     def running_commitment(self) -> StateCommitment:
         return self.ledger.view.commitment()
@@ -234,6 +252,25 @@ class LedgerStoreBackend:
     def supplies(self) -> dict[str, Supply]:
         return dict(self.ledger.supplies())
 
+    def barred(self) -> set[PublicKey]:
+        return set(self.ledger.barred())
+
+    def double_spends(self) -> set[DoubleSpend]:
+        found = set()
+        for owner in self.ledger.barred():
+            records = self.ledger.double_spends(owner)
+            proofs = self.ledger.double_spend_proofs(owner)
+            assert len(proofs) == len(records) >= 1
+            for record, proof in zip(records, proofs, strict=True):
+                verify_double_spend_proof(proof)
+                assert (proof.coin_id, proof.owner) == (record.coin_id, owner)
+                assert (tx_id(proof.first.body), tx_id(proof.second.body)) == (
+                    record.first,
+                    record.second,
+                )
+                found.add(DoubleSpend(owner, record.coin_id, record.first, record.second))
+        return found
+
     def running_commitment(self) -> StateCommitment:
         return self.ledger.commitment()
 
@@ -254,10 +291,12 @@ class LedgerStoreBackend:
 
 
 def spend_keys(c: Coin) -> SpendKeys:
-    """The witness keys of a key- or multisig-locked coin (the first `threshold` keys)."""
+    """The witness keys of a key-, offline- or multisig-locked coin (the first `threshold`)."""
     lock = c.lock
     if isinstance(lock, KeyLock):
         return ((0, key(INDEX_OF[lock.key])),)
+    if isinstance(lock, OfflineLock):
+        return ((0, key(INDEX_OF[lock.owner])),)
     assert isinstance(lock, MultiLock)
     return tuple((i, key(INDEX_OF[k])) for i, k in enumerate(lock.keys[: lock.threshold]))
 
@@ -279,6 +318,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.spent_in_blocks: Counter[CoinId] = Counter()
         self.accepted: list[SignedTx] = []
         self.nonce = 0
+        self.spent_by: dict[CoinId, TxId] = {}
+        """Who spent each coin, as the model applied it."""
+        self.barred: set[PublicKey] = set()
+        self.double_spends: set[DoubleSpend] = set()
+        """Every offline double spend the blocks should have recorded."""
 
     def teardown(self) -> None:
         for backend in self.backends:
@@ -340,6 +384,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.accepted.append(tx)
         if isinstance(body, Transfer | Redeem):
             spent = [self.coins.pop(cid) for cid in body.inputs]
+            self.spent_by.update(dict.fromkeys(body.inputs, txid))
             if isinstance(body, Redeem):
                 self.redeemed[body.asset] += sum(c.amount for c in spent)
         if isinstance(body, Issue | Transfer):
@@ -461,6 +506,95 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         self.run_block([first, conflict, onward], ["ok", "input.spent", "ok"])
 
+    # Offline money
+
+    def offline(self, *, unlocked: bool | None = None) -> list[tuple[CoinId, Coin]]:
+        return sorted(
+            (cid, c)
+            for cid, c in self.coins.items()
+            if isinstance(c.lock, OfflineLock)
+            and (unlocked is None or (c.lock.unlock_height < self.next_height) == unlocked)
+        )
+
+    def spent_offline(self) -> list[tuple[CoinId, Coin]]:
+        return sorted(
+            (cid, self.history[cid])
+            for cid in self.spent_in_blocks
+            if isinstance(self.history[cid].lock, OfflineLock)
+        )
+
+    def offline_code(self, outputs: Sequence[Coin]) -> str:
+        """What a valid spend into `outputs` gets: refused if one is offline to a barred key."""
+        for output in outputs:
+            if isinstance(output.lock, OfflineLock) and output.lock.owner in self.barred:
+                return "offline.barred"
+        return "ok"
+
+    @precondition(lambda self: self.key_locked())
+    @rule(pick=picks, unlock_in=st.integers(min_value=0, max_value=6))
+    def fund_purse(self, pick, unlock_in):
+        cid, c = self.key_locked()[pick % len(self.key_locked())]
+        assert isinstance(c.lock, KeyLock)
+        lock = OfflineLock(owner=c.lock.key, unlock_height=self.next_height + unlock_in)
+        outputs = [Coin(asset=c.asset, amount=c.amount, lock=lock)]
+        tx = self.transfer([(cid, spend_keys(c))], outputs)
+        self.run_block([tx], [self.offline_code(outputs)])
+
+    @precondition(lambda self: self.offline())
+    @rule(pick=picks, to=users, value=amounts, later=st.integers(min_value=0, max_value=3))
+    def offline_hop(self, pick, to, value, later):
+        cid, c = self.offline()[pick % len(self.offline())]
+        lock = c.lock
+        assert isinstance(lock, OfflineLock)
+        unlock = lock.unlock_height + later
+        value = value % c.amount + 1
+        outputs = [Coin(asset=c.asset, amount=value, lock=offline_lock(to, unlock))]
+        if value < c.amount:
+            change = OfflineLock(owner=lock.owner, unlock_height=unlock)
+            outputs.append(Coin(asset=c.asset, amount=c.amount - value, lock=change))
+        tx = self.transfer([(cid, spend_keys(c))], outputs)
+        self.run_block([tx], [self.offline_code(outputs)])
+
+    @precondition(lambda self: self.offline())
+    @rule(pick=picks, to=users)
+    def settle_online(self, pick, to):
+        cid, c = self.offline()[pick % len(self.offline())]
+        assert isinstance(c.lock, OfflineLock)
+        unlocked = c.lock.unlock_height < self.next_height
+        tx = self.transfer([(cid, spend_keys(c))], [coin(c.asset, c.amount, to)])
+        self.run_block([tx], ["ok" if unlocked else "offline.locked"])
+
+    def record_double_spend(self, cid: CoinId, first: TxId, second: SignedTx) -> None:
+        lock = self.history[cid].lock
+        assert isinstance(lock, OfflineLock)
+        self.barred.add(lock.owner)
+        self.double_spends.add(DoubleSpend(lock.owner, cid, first, tx_id(second.body)))
+
+    @precondition(lambda self: self.spent_offline())
+    @rule(pick=picks, amount_off=st.integers(min_value=0, max_value=1))
+    def offline_double_spend(self, pick, amount_off):
+        cid, c = self.spent_offline()[pick % len(self.spent_offline())]
+        # Paid to Mallory's key: no transaction of the model ever does, so it is new.
+        outputs = [coin(c.asset, c.amount + amount_off, MALLORY)]
+        tx = self.transfer([(cid, spend_keys(c))], outputs)
+        self.run_block([tx], ["offline.double_spend"])
+        self.record_double_spend(cid, self.spent_by[cid], tx)
+
+    @precondition(lambda self: self.offline())
+    @rule(pick=picks, to=users)
+    def offline_double_spend_in_one_block(self, pick, to):
+        cid, c = self.offline()[pick % len(self.offline())]
+        lock = c.lock
+        assert isinstance(lock, OfflineLock)
+        target = to if pub(to) not in self.barred else INDEX_OF[lock.owner]
+        if pub(target) in self.barred:
+            return
+        paid = Coin(asset=c.asset, amount=c.amount, lock=offline_lock(target, lock.unlock_height))
+        first = self.transfer([(cid, spend_keys(c))], [paid])
+        second = self.transfer([(cid, spend_keys(c))], [coin(c.asset, c.amount, MALLORY)])
+        self.run_block([first, second], ["ok", "offline.double_spend"])
+        self.record_double_spend(cid, tx_id(first.body), second)
+
     # Invalid attempts
 
     @precondition(lambda self: self.spent_in_blocks)
@@ -553,9 +687,17 @@ class LedgerMachine(RuleBasedStateMachine):
             assert not set(self.spent_in_blocks) & set(backend.unspent())
 
     @invariant()
+    def every_offline_double_spend_is_recorded_with_a_proof(self):
+        for backend in self.backends:
+            assert backend.barred() == self.barred
+            assert backend.double_spends() == self.double_spends
+
+    @invariant()
     def running_commitment_equals_one_from_scratch(self):
         for backend in self.backends:
-            scratch = commitment_from_scratch(backend.unspent().items(), backend.supplies().items())
+            scratch = commitment_from_scratch(
+                backend.unspent().items(), backend.supplies().items(), backend.barred()
+            )
             assert backend.running_commitment() == scratch
             backend.audit()
 

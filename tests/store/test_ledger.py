@@ -430,7 +430,7 @@ def test_migration_to_version_2_rebuilds_origin_and_history_from_blocks(backend:
         batch.put(schema.schema_version_key(), (1).to_bytes(4, "big"))
     kv = backend.reopen(kv)
     reopened = LedgerStore.open(kv)  # migrates
-    assert schema_version(kv) == SCHEMA_VERSION == 2
+    assert schema_version(kv) == SCHEMA_VERSION == 3
     assert _history_rows(kv) == written
     origin = reopened.origin(c0)
     assert origin is not None

@@ -80,11 +80,11 @@ def test_rows_round_trip():
 
 def test_migrate_writes_the_version_on_a_fresh_store(kv):
     assert schema_version(kv) == 0
-    assert migrate(kv) == SCHEMA_VERSION == 2
-    assert schema_version(kv) == 2
-    assert kv.get(schema.schema_version_key()) == (2).to_bytes(4, "big")
-    assert migrate(kv) == 2  # running it again changes nothing
-    assert list(kv.iter_prefix(b"")) == [(schema.schema_version_key(), (2).to_bytes(4, "big"))]
+    assert migrate(kv) == SCHEMA_VERSION == 3
+    assert schema_version(kv) == 3
+    assert kv.get(schema.schema_version_key()) == (3).to_bytes(4, "big")
+    assert migrate(kv) == 3  # running it again changes nothing
+    assert list(kv.iter_prefix(b"")) == [(schema.schema_version_key(), (3).to_bytes(4, "big"))]
 
 
 def test_migrate_refuses_a_store_from_a_newer_version(kv):

@@ -29,6 +29,7 @@ from tally.model import (
     Block,
     Coin,
     CommitCertificate,
+    DoubleSpendProof,
     EscrowLock,
     Genesis,
     Govern,
@@ -37,6 +38,7 @@ from tally.model import (
     KeyLock,
     Member,
     MultiLock,
+    OfflineLock,
     Params,
     Receipt,
     Redeem,
@@ -217,8 +219,35 @@ def build() -> list[dict[str, Any]]:
         vector("commit certificate", certificate),
         vector("default params", Params()),
         vector("genesis", genesis, genesis_hash=genesis_hash(genesis).hex()),
+        *offline_vectors(issued[0]),
     ]
     return vectors
+
+
+def offline_vectors(purse_coin: bytes) -> list[dict[str, Any]]:
+    """An offline lock, two hops of the same offline coin signed by its owner, and the proof."""
+    purse = OfflineLock(owner=pub(30), unlock_height=200)
+    hops = [
+        Transfer(
+            inputs=(purse_coin,),
+            outputs=(
+                Coin(asset="CNY", amount=3_520, lock=OfflineLock(owner=pub(to), unlock_height=200)),
+                Coin(asset="CNY", amount=1_480, lock=purse),
+            ),
+            valid_until=150,
+        )
+        for to in (31, 32)
+    ]
+    first, second = (sign(hop, [[(0, 30)]]) for hop in hops)
+    proof = DoubleSpendProof(
+        chain_id=CHAIN_ID, coin_id=purse_coin, owner=pub(30), first=first, second=second
+    )
+    return [
+        lock_vector("offline lock", purse),
+        body_vector("offline hop", hops[0]),
+        signed_vector("signed offline hop", first, [[30]]),
+        vector("double-spend proof", proof),
+    ]
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from tally.cli import (
     issuer,
     keys,
     node,
+    offline,
     operator,
     payments,
     queries,
@@ -120,6 +121,7 @@ app.add_typer(transactions.app)
 app.add_typer(keys.app)
 app.add_typer(node.app)
 app.add_typer(wallet.app)
+wallet.app.add_typer(offline.app)
 banking.register_commands(wallet.app)
 app.add_typer(issuer.app)
 app.add_typer(operator.app)

@@ -20,7 +20,15 @@ from typing import TypeAlias
 from tally.crypto.schnorr import PrivateKey, is_valid_public_key
 from tally.model.coin import Coin
 from tally.model.encoding import tx_id
-from tally.model.lock import ESCROW_PAYEE, ESCROW_PAYER, EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.lock import (
+    ESCROW_PAYEE,
+    ESCROW_PAYER,
+    EscrowLock,
+    KeyLock,
+    Lock,
+    MultiLock,
+    OfflineLock,
+)
 from tally.model.tx import (
     Govern,
     GovernAction,
@@ -59,7 +67,7 @@ __all__ = [
     "make_escrow_reclaim",
 ]
 
-LockLike: TypeAlias = KeyLock | MultiLock | EscrowLock | bytes
+LockLike: TypeAlias = KeyLock | MultiLock | EscrowLock | OfflineLock | bytes
 """A lock, or a 32-byte x-only public key standing for `KeyLock(key)`."""
 
 Signers: TypeAlias = PrivateKey | Sequence[tuple[int, PrivateKey]]
@@ -86,7 +94,7 @@ def to_lock(lock_or_key: LockLike) -> Lock:
     Raises:
         BuilderError: a byte string that is not a valid 32-byte x-only public key.
     """
-    if isinstance(lock_or_key, KeyLock | MultiLock | EscrowLock):
+    if isinstance(lock_or_key, KeyLock | MultiLock | EscrowLock | OfflineLock):
         return lock_or_key
     key = bytes(lock_or_key)
     if len(key) != _KEY_SIZE or not is_valid_public_key(key):
@@ -215,7 +223,8 @@ def make_transfer(
 
     Args:
         inputs: `(coin id, signers)` per input; signers is the owner's key for a `KeyLock`
-            coin, or `(signer index, key)` pairs for a `MultiLock` or escrow coin.
+            or `OfflineLock` coin, or `(signer index, key)` pairs for a `MultiLock` or
+            escrow coin.
         outputs: The coins to create: `Coin`s or `(lock or public key, asset, amount)`.
         valid_until: Last height at which the transfer may be committed.
         chain_id: The network's chain id.

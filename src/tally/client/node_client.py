@@ -92,6 +92,14 @@ def _address_call(address: str, limit: int | None) -> _Call:
     return _Call("GET", f"/v1/addresses/{quote(address, safe='')}/coins", params)
 
 
+def _inclusion_call(txid: bytes | str) -> _Call:
+    return _Call("GET", f"/v1/txs/{_hex_id(txid, 'a txid')}/inclusion")
+
+
+def _barred_call(owner: bytes | str) -> _Call:
+    return _Call("GET", f"/v1/offline/barred/{_hex_id(owner, 'an owner key')}")
+
+
 def _read(response: httpx.Response) -> Any:  # Any: the JSON document
     """The JSON body of a successful answer, or the exception the answer stands for."""
     try:
@@ -283,6 +291,29 @@ class NodeClient:
         """
         return _read_dict(self._send(_Call("GET", f"/v1/txs/{_hex_id(txid, 'a txid')}")))
 
+    def inclusion(self, txid: bytes | str) -> JsonDict:
+        """What proves offline that a transaction is in a final block.
+
+        Returns:
+            `{"txid", "height", "index", "tx", "receipt", "proof", "header", "certificate"}`,
+            the last five hex of the canonical bytes of a `SignedTx`, `Receipt`,
+            `TxInclusionProof`, `Header` and `CommitCertificate` (check them with
+            `tally.rules.offline.verify_tx_inclusion` and `check_certificate`).
+
+        Raises:
+            NodeRejection: `not_found` if the transaction is not in a block (yet).
+        """
+        return _read_dict(self._send(_inclusion_call(txid)))
+
+    def double_spend_proofs(self, owner: bytes | str) -> JsonDict:
+        """Whether a key is barred from offline locks, with the proofs of its double spends.
+
+        Returns:
+            `{"owner", "barred": bool, "proofs": [hex of a DoubleSpendProof, ...]}`; check
+            each with `tally.rules.offline.verify_double_spend_proof`.
+        """
+        return _read_dict(self._send(_barred_call(owner)))
+
     def coin(self, coin_id: bytes | str) -> JsonDict:
         """A coin, unspent or spent (and by which transaction).
 
@@ -443,6 +474,14 @@ class AsyncNodeClient:
     async def tx(self, txid: bytes | str) -> JsonDict:
         """A transaction, pending or committed; see `NodeClient.tx`."""
         return _read_dict(await self._send(_Call("GET", f"/v1/txs/{_hex_id(txid, 'a txid')}")))
+
+    async def inclusion(self, txid: bytes | str) -> JsonDict:
+        """What proves a transaction final offline; see `NodeClient.inclusion`."""
+        return _read_dict(await self._send(_inclusion_call(txid)))
+
+    async def double_spend_proofs(self, owner: bytes | str) -> JsonDict:
+        """Whether a key is barred, with its proofs; see `NodeClient.double_spend_proofs`."""
+        return _read_dict(await self._send(_barred_call(owner)))
 
     async def coin(self, coin_id: bytes | str) -> JsonDict:
         """A coin, unspent or spent; see `NodeClient.coin`."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tally.model.coin import Coin
-from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock, OfflineLock
 from tally.model.types import Amount, AssetCode, CoinId, Height, PublicKey
 
 __all__ = ["WireError", "lock_from_json", "coin_from_json", "coins_from_json"]
@@ -36,6 +36,9 @@ def _key(value: object) -> PublicKey:
 def lock_from_json(view: dict[str, Any]) -> Lock:
     """The lock of an API lock view (`{"kind": "key", "key": ...}` and so on).
 
+    Kinds: `key` (`key`), `multisig` (`threshold`, `keys`), `escrow` (`payer`, `payee`,
+    `expiry`) and `offline` (`owner`, `unlock_height`).
+
     Raises:
         WireError: an unknown kind or a malformed field.
     """
@@ -52,6 +55,11 @@ def lock_from_json(view: dict[str, Any]) -> Lock:
                 payer=_key(view["payer"]),
                 payee=_key(view["payee"]),
                 expiry=Height(int(view["expiry"])),
+            )
+        if kind == "offline":
+            return OfflineLock(
+                owner=_key(view["owner"]),
+                unlock_height=Height(int(view["unlock_height"])),
             )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, WireError):

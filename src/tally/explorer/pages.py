@@ -124,6 +124,8 @@ def _lock_summary(lock: Json) -> str:
         return f"multisig {lock['threshold']} of {len(lock['keys'])}"
     if kind == "escrow":
         return f"escrow until height {lock['expiry']}"
+    if kind == "offline":
+        return f"offline until height {lock['unlock_height']}"
     return str(kind)
 
 

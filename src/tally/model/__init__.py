@@ -13,7 +13,17 @@ from tally.model.encoding import (
     tx_id,
 )
 from tally.model.genesis import AssetEntry, Genesis, Member
-from tally.model.lock import ESCROW_PAYEE, ESCROW_PAYER, EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.lock import (
+    ESCROW_PAYEE,
+    ESCROW_PAYER,
+    OFFLINE_OWNER,
+    EscrowLock,
+    KeyLock,
+    Lock,
+    MultiLock,
+    OfflineLock,
+)
+from tally.model.offline import DoubleSpendProof, TxInclusionProof, decode_double_spend_proof
 from tally.model.params import Params
 from tally.model.rejection import (
     DecodeError,
@@ -64,9 +74,13 @@ __all__ = [
     "KeyLock",
     "MultiLock",
     "EscrowLock",
+    "OfflineLock",
     "Lock",
     "ESCROW_PAYER",
     "ESCROW_PAYEE",
+    "OFFLINE_OWNER",
+    "DoubleSpendProof",
+    "TxInclusionProof",
     "Issue",
     "Transfer",
     "Redeem",
@@ -94,6 +108,7 @@ __all__ = [
     "decode",
     "decode_tx",
     "decode_block",
+    "decode_double_spend_proof",
     "tx_id",
     "block_hash",
     "genesis_hash",

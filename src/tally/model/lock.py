@@ -13,7 +13,16 @@ import msgspec
 
 from tally.model.types import Height, PublicKey
 
-__all__ = ["KeyLock", "MultiLock", "EscrowLock", "Lock", "ESCROW_PAYER", "ESCROW_PAYEE"]
+__all__ = [
+    "KeyLock",
+    "MultiLock",
+    "EscrowLock",
+    "OfflineLock",
+    "Lock",
+    "ESCROW_PAYER",
+    "ESCROW_PAYEE",
+    "OFFLINE_OWNER",
+]
 
 _Key = Annotated[PublicKey, msgspec.Meta(min_length=32, max_length=32)]
 
@@ -21,6 +30,8 @@ ESCROW_PAYER = 0
 """Signer index of the payer in an `EscrowLock` witness: reclaims after expiry."""
 ESCROW_PAYEE = 1
 """Signer index of the payee in an `EscrowLock` witness: captures until expiry."""
+OFFLINE_OWNER = 0
+"""Signer index of the owner in an `OfflineLock` witness, the only signer it has."""
 
 
 class KeyLock(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=1):
@@ -55,5 +66,25 @@ class EscrowLock(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag
     """Last height at which the payee may capture; from the next height the payer may reclaim."""
 
 
-Lock: TypeAlias = KeyLock | MultiLock | EscrowLock
+class OfflineLock(msgspec.Struct, frozen=True, kw_only=True, array_like=True, tag=4):
+    """Money for offline payments: handed on offline at any time, spent online only later.
+
+    The owner spends the coin with one signature as signer 0 (`OFFLINE_OWNER`). Up to and
+    including `unlock_height` the only spend allowed is an offline hop: a `Transfer` whose
+    every output is again an `OfflineLock` with an `unlock_height` at least this one's, which
+    a device signs offline and the ledger settles later, at any height. From the next height
+    on the owner may spend the coin like a `KeyLock`. A payee that receives such a coin
+    offline therefore knows it cannot be spent online behind its back before that height.
+    An offline coin is never redeemed, and a key caught signing one coin away twice is
+    barred from receiving offline coins again.
+    """
+
+    owner: _Key
+    """The holder's x-only public key; signer index 0 in a witness."""
+    unlock_height: Height
+    """Last height at which the coin may only move as an offline hop; from the next height
+    the owner may spend it online."""
+
+
+Lock: TypeAlias = KeyLock | MultiLock | EscrowLock | OfflineLock
 """Every lock kind, encoded as a tagged array `[tag, ...fields]`."""

@@ -22,12 +22,19 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tally.model.address import parse_address
 from tally.model.rejection import Rejection
-from tally.model.types import CoinId, Height, TxId
+from tally.model.types import CoinId, Height, PublicKey, TxId
 from tally.node.core import Node, TxResult
 from tally.node.errors import BadRequestError, NotFoundError, UnsupportedMediaError
 from tally.node.metrics import NodeMetrics
 from tally.node.requests import parse_batch, parse_height, parse_hex_id, parse_tx_json
-from tally.node.views import block_json, coin_json, receipt_json, tx_json
+from tally.node.views import (
+    barred_json,
+    block_json,
+    coin_json,
+    inclusion_json,
+    receipt_json,
+    tx_json,
+)
 
 __all__ = ["create_app"]
 
@@ -152,6 +159,22 @@ def create_app(node: Node, *, verify_threads: int = 0) -> FastAPI:
         if pending is not None:
             return {"txid": txid, "status": "pending", "tx": tx_json(pending.tx, hrp, key)}
         raise NotFoundError(f"no transaction {txid} is pending or committed", txid=txid)
+
+    @app.get("/v1/txs/{txid}/inclusion")
+    def get_tx_inclusion(txid: str) -> dict[str, Any]:
+        key = TxId(parse_hex_id(txid, "txid"))
+        inclusion = node.store.inclusion(key)
+        if inclusion is None:
+            if node.mempool.get(key) is not None:
+                raise NotFoundError(f"transaction {txid} is pending, not yet in a block", txid=txid)
+            raise NotFoundError(f"no transaction {txid} was ordered", txid=txid)
+        return inclusion_json(inclusion)
+
+    @app.get("/v1/offline/barred/{owner}")
+    def get_offline_barred(owner: str) -> dict[str, Any]:
+        key = PublicKey(parse_hex_id(owner, "owner key"))
+        barred = node.store.is_barred(key)
+        return barred_json(key, barred, node.store.double_spend_proofs(key) if barred else [])
 
     @app.get("/v1/coins/{coin_id}")
     def get_coin(coin_id: str) -> dict[str, Any]:

@@ -26,9 +26,10 @@ from tally.model.block import Block, CommitCertificate
 from tally.model.coin import Coin
 from tally.model.encoding import block_hash, decode_tx, encode, tx_id
 from tally.model.genesis import Genesis
-from tally.model.tx import SignedTx
+from tally.model.lock import OfflineLock
+from tally.model.tx import SignedTx, Transfer
 from tally.model.types import AssetCode, BlockHash, CoinId, Height, PublicKey, TxId
-from tally.node.errors import ShuttingDownError
+from tally.node.errors import MempoolConflictError, ShuttingDownError
 from tally.node.mempool import Mempool, Pending, TxResult
 from tally.node.verifier import VerifyCache
 from tally.rules.apply import BlockOutcome, apply_block, validate_tx
@@ -74,6 +75,12 @@ class _AdmissionView:
     def spender(self, coin_id: CoinId) -> TxId | None:
         return self._snapshot.spender(coin_id)
 
+    def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
+        return self._snapshot.spent(coin_id)
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        return self._snapshot.is_barred(owner)
+
     def supply(self, asset: AssetCode) -> Supply | None:
         return self._snapshot.supply(asset)
 
@@ -117,11 +124,20 @@ class _ChainedView:
         return self._snapshot.coin(coin_id)
 
     def spender(self, coin_id: CoinId) -> TxId | None:
+        spent = self.spent(coin_id)
+        return spent[0] if spent is not None else None
+
+    def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
         for delta in self._deltas:
             spent = delta.spent.get(coin_id)
             if spent is not None:
-                return spent[0]
-        return self._snapshot.spender(coin_id)
+                return spent
+        return self._snapshot.spent(coin_id)
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        return any(owner in delta.barred for delta in self._deltas) or (
+            self._snapshot.is_barred(owner)
+        )
 
     def supply(self, asset: AssetCode) -> Supply | None:
         for delta in self._deltas:
@@ -255,7 +271,34 @@ class Node:
             ctx = BlockContext(chain_id=self.chain_id, height=Height(height + 1), time_ms=0)
             view = _AdmissionView(snapshot, self.mempool)
             validate_tx(view, tx, ctx, self.verifier.verify, txid)
-        return self.mempool.add(tx, txid).future
+        try:
+            return self.mempool.add(tx, txid).future
+        except MempoolConflictError:
+            contested = self._contested_offline_inputs(tx)
+            if contested is None:
+                raise
+        # Another pending transfer spends the same offline coin: both are ordered, and the
+        # block records whichever comes second as the owner's double spend.
+        return self.mempool.add(tx, txid, contested).future
+
+    def _contested_offline_inputs(self, tx: SignedTx) -> frozenset[CoinId] | None:
+        """The inputs of `tx` another pending transaction spends, if every one is offline money.
+
+        None if some pending conflict is over a coin that is not under an `OfflineLock`: that
+        is an ordinary conflict, refused as before. Only called once the mempool found one.
+        """
+        body = tx.body
+        if not isinstance(body, Transfer):
+            return None
+        contested = []
+        for cid in body.inputs:
+            if self.mempool.claimant(cid) is None:
+                continue
+            coin = self.store.coin(cid) or self.mempool.pending_output(cid)
+            if coin is None or not isinstance(coin.lock, OfflineLock):
+                return None
+            contested.append(cid)
+        return frozenset(contested)
 
     def result(self, txid: TxId) -> TxResult | None:
         """The committed result of `txid`, if it was committed."""

@@ -1,7 +1,9 @@
 """The mempool: admitted transactions waiting for a block, in arrival order.
 
-It refuses a second pending spend of the same coin (`mempool.conflict`), and remembers the
-outputs of pending transactions so that a payment may spend change that is not yet
+It refuses a second pending spend of the same coin (`mempool.conflict`), unless the node
+says the coin is contested offline money (a second spend of an offline coin by its owner
+is ordered, to be recorded as a double spend), and remembers the outputs of pending
+transactions so that a payment may spend change that is not yet
 committed. A transaction taken into a block stays pending (its claims and outputs too)
 until its block is committed, but is not taken again. All methods are thread-safe; the
 orderer waits on `wait_for_work`.
@@ -71,8 +73,18 @@ class Mempool:
         """A coin that a pending transaction will create."""
         return self._outputs.get(cid)
 
-    def add(self, tx: SignedTx, txid: TxId) -> Pending:
+    def claimant(self, cid: CoinId) -> TxId | None:
+        """The pending transaction that spends coin `cid`, if any."""
+        return self._claims.get(cid)
+
+    def add(self, tx: SignedTx, txid: TxId, contested: frozenset[CoinId] = frozenset()) -> Pending:
         """Admit `tx`; a transaction already pending is returned as it is.
+
+        Args:
+            tx: The transaction, checked against the state.
+            txid: Its id.
+            contested: Inputs that another pending transaction may spend too (offline coins
+                spent twice by their owner); their claim stays with the first spender.
 
         Raises:
             MempoolFullError: the mempool is full.
@@ -91,7 +103,7 @@ class Mempool:
                 )
             for cid in inputs:
                 other = self._claims.get(cid)
-                if other is not None:
+                if other is not None and cid not in contested:
                     raise MempoolConflictError(
                         f"coin {cid.hex()} is already spent by pending transaction {other.hex()}",
                         coin_id=cid.hex(),
@@ -101,7 +113,7 @@ class Mempool:
             self._pending[txid] = entry
             self._waiting[txid] = entry
             for cid in inputs:
-                self._claims[cid] = txid
+                self._claims.setdefault(cid, txid)
             if isinstance(body, Issue | Transfer):
                 for index, output in enumerate(body.outputs):
                     self._outputs[coin_id(txid, index)] = output

@@ -11,8 +11,9 @@ from typing import Any
 from tally.model.address import address_of
 from tally.model.block import Block, CommitCertificate, Header, Receipt
 from tally.model.coin import Coin, coin_id
-from tally.model.encoding import block_hash, tx_id
-from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.encoding import block_hash, encode, tx_id
+from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock, OfflineLock
+from tally.model.offline import DoubleSpendProof
 from tally.model.tx import (
     AddMember,
     Govern,
@@ -23,7 +24,8 @@ from tally.model.tx import (
     SignedTx,
     Transfer,
 )
-from tally.model.types import CoinId, TxId
+from tally.model.types import CoinId, PublicKey, TxId
+from tally.store.ledger import Inclusion
 
 __all__ = [
     "lock_json",
@@ -33,6 +35,8 @@ __all__ = [
     "block_json",
     "certificate_json",
     "receipt_json",
+    "inclusion_json",
+    "barred_json",
 ]
 
 
@@ -47,6 +51,8 @@ def lock_json(lock: Lock, hrp: str) -> dict[str, Any]:
         view.update(
             kind="escrow", payer=lock.payer.hex(), payee=lock.payee.hex(), expiry=lock.expiry
         )
+    elif isinstance(lock, OfflineLock):
+        view.update(kind="offline", owner=lock.owner.hex(), unlock_height=lock.unlock_height)
     return view
 
 
@@ -141,4 +147,33 @@ def block_json(block: Block, certificate: CommitCertificate | None, hrp: str) ->
             {**tx_json(tx, hrp), "receipt": receipt_json(receipt)}
             for tx, receipt in zip(block.txs, block.receipts, strict=True)
         ],
+    }
+
+
+def inclusion_json(inclusion: Inclusion) -> dict[str, Any]:
+    """What an offline device needs to check that a transaction is in a final block.
+
+    The objects are hex of their canonical bytes, for the device to decode and check itself
+    (`tally.rules.offline.verify_tx_inclusion`, `tally.rules.certificate.check_certificate`):
+    `tx` a `SignedTx`, `receipt` a `Receipt`, `proof` a `TxInclusionProof` (`MerkleProof`),
+    `header` a `Header`, `certificate` a `CommitCertificate`.
+    """
+    return {
+        "txid": inclusion.txid.hex(),
+        "height": inclusion.height,
+        "index": inclusion.index,
+        "tx": encode(inclusion.tx).hex(),
+        "receipt": encode(inclusion.receipt).hex(),
+        "proof": encode(inclusion.proof).hex(),
+        "header": encode(inclusion.header).hex(),
+        "certificate": encode(inclusion.certificate).hex(),
+    }
+
+
+def barred_json(owner: PublicKey, barred: bool, proofs: list[DoubleSpendProof]) -> dict[str, Any]:
+    """Whether a key is barred from offline locks, with the proofs (hex of `DoubleSpendProof`)."""
+    return {
+        "owner": owner.hex(),
+        "barred": barred,
+        "proofs": [encode(proof).hex() for proof in proofs],
     }

@@ -4,6 +4,12 @@
 view, records a receipt for each (accepted, or the code of the first rule it broke), and
 returns the receipts, the `StateDelta` to write and the new state commitment. A rejected
 transaction changes nothing: each one is fully validated before the overlay is touched.
+
+One outcome is neither: a transfer that spends an offline coin already spent, with a valid
+signature of the coin's owner, is an offline double spend. Its owner signed the same money
+away twice, so the transfer is recorded with receipt `offline.double_spend` and not applied,
+and the owner's key is barred from offline locks, with the two transactions' ids as evidence.
+
 Everything here is pure: no I/O, no clock, no randomness; signature checks go through the
 `Verifier` the caller passes, which must be a pure function (the node passes one that
 consults a cache filled by its verification thread pool).
@@ -19,6 +25,7 @@ from tally.model.block import ACCEPTED, Receipt
 from tally.model.coin import Coin, coin_id
 from tally.model.encoding import encode, tx_id
 from tally.model.genesis import Member
+from tally.model.lock import OfflineLock
 from tally.model.params import Params
 from tally.model.rejection import Rejection
 from tally.model.tx import (
@@ -36,11 +43,13 @@ from tally.model.tx import (
 from tally.model.types import MAX_AMOUNT, AssetCode, CoinId, Hash32, PublicKey, TxId
 from tally.rules.errors import (
     BlockTooLargeError,
+    DoubleSpendError,
     GovernThresholdError,
     InvalidParamsError,
     LastMemberError,
     MemberExistsError,
     MemberUnknownError,
+    OfflineBarredError,
     RedeemAssetMismatchError,
     ReplayedError,
     SignerIndexError,
@@ -51,13 +60,15 @@ from tally.rules.errors import (
     UnknownAssetError,
     UnknownInputError,
 )
-from tally.rules.locks import Verifier, check_signature, check_spend
+from tally.rules.locks import Verifier, check_signature, check_spend, is_owner_signature
 from tally.rules.state import (
     BlockContext,
+    DoubleSpend,
     Governance,
     StateDelta,
     StateView,
     Supply,
+    barred_element,
     coin_element,
     supply_element,
 )
@@ -66,6 +77,8 @@ from tally.rules.stateless import check_tx, check_window
 __all__ = ["BlockOutcome", "apply_block", "validate_tx", "ZERO_SUPPLY"]
 
 ZERO_SUPPLY = Supply(issued=0, redeemed=0)
+_OK = Receipt(code=ACCEPTED)
+_DOUBLE_SPEND = Receipt(code=DoubleSpendError.code)
 
 
 @dataclass
@@ -100,9 +113,12 @@ class _Overlay:
         created = self.delta.created.get(cid)
         return created if created is not None else self.view.coin(cid)
 
-    def spender(self, cid: CoinId) -> TxId | None:
+    def spent(self, cid: CoinId) -> tuple[TxId, Coin] | None:
         spent = self.delta.spent.get(cid)
-        return spent[0] if spent is not None else self.view.spender(cid)
+        return spent if spent is not None else self.view.spent(cid)
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        return owner in self.delta.barred or self.view.is_barred(owner)
 
     def supply(self, asset: AssetCode) -> Supply:
         supply = self.delta.supply.get(asset)
@@ -155,29 +171,47 @@ class _Overlay:
         self._governance = governance
         self.delta.governance = governance
 
+    def record_double_spend(self, double_spend: DoubleSpend) -> None:
+        """Keep the evidence, and bar the owner unless it is barred already."""
+        if double_spend in self.delta.double_spends:
+            return  # the same transaction ordered twice in one block proves nothing new
+        if not self.is_barred(double_spend.owner):
+            self.delta.barred.append(double_spend.owner)
+            self.added.append(barred_element(double_spend.owner))
+        self.delta.double_spends.append(double_spend)
+
+
+def _missing_input(cid: CoinId, spent: tuple[TxId, Coin] | None) -> Rejection:
+    if spent is not None:
+        return SpentInputError(
+            f"coin {cid.hex()} was already spent by {spent[0].hex()}",
+            coin_id=cid.hex(),
+            spent_by=spent[0].hex(),
+        )
+    return UnknownInputError(f"coin {cid.hex()} does not exist", coin_id=cid.hex())
+
 
 def _load_inputs(state: _Overlay, inputs: Sequence[CoinId]) -> list[Coin]:
     coins = []
     for cid in inputs:
         coin = state.coin(cid)
         if coin is None:
-            spender = state.spender(cid)
-            if spender is not None:
-                raise SpentInputError(
-                    f"coin {cid.hex()} was already spent by {spender.hex()}",
-                    coin_id=cid.hex(),
-                    spent_by=spender.hex(),
-                )
-            raise UnknownInputError(f"coin {cid.hex()} does not exist", coin_id=cid.hex())
+            raise _missing_input(cid, state.spent(cid))
         coins.append(coin)
     return coins
 
 
-def _check_assets_known(state: _Overlay, outputs: Sequence[Coin]) -> None:
+def _check_outputs_allowed(state: _Overlay, outputs: Sequence[Coin]) -> None:
     for output in outputs:
         if state.issuer(output.asset) is None:
             raise UnknownAssetError(
                 f"asset {output.asset} is not registered on this network", asset=output.asset
+            )
+        lock = output.lock
+        if isinstance(lock, OfflineLock) and state.is_barred(lock.owner):
+            raise OfflineBarredError(
+                f"key {lock.owner.hex()} is barred from offline locks for a double spend",
+                owner=lock.owner.hex(),
             )
 
 
@@ -189,11 +223,27 @@ def _apply_transfer(
     msg: Hash32,
     ctx: BlockContext,
     verify: Verifier,
-) -> None:
-    coins = _load_inputs(state, body.inputs)
+) -> Receipt:
+    coins = []
+    for cid, witness in zip(body.inputs, tx.witnesses, strict=True):
+        coin = state.coin(cid)
+        if coin is None:
+            spent = state.spent(cid)
+            if (
+                spent is not None
+                and isinstance(spent[1].lock, OfflineLock)
+                and is_owner_signature(spent[1].lock, witness, msg, verify)
+            ):
+                owner = spent[1].lock.owner
+                state.record_double_spend(
+                    DoubleSpend(owner=owner, coin_id=cid, first=spent[0], second=txid)
+                )
+                return _DOUBLE_SPEND
+            raise _missing_input(cid, spent)
+        coins.append(coin)
     for coin, witness in zip(coins, tx.witnesses, strict=True):
         check_spend(coin, witness, body, msg, ctx.height, verify)
-    _check_assets_known(state, body.outputs)
+    _check_outputs_allowed(state, body.outputs)
     balance: dict[str, int] = {}
     for coin in coins:
         balance[coin.asset] = balance.get(coin.asset, 0) + coin.amount
@@ -210,6 +260,7 @@ def _apply_transfer(
         state.spend(cid, coin, txid)
     for index, output in enumerate(body.outputs):
         state.create(coin_id(txid, index), output)
+    return _OK
 
 
 def _apply_issue(
@@ -230,6 +281,7 @@ def _apply_issue(
     if len(signature) != 1 or signature[0].signer != 0:
         raise SignerIndexError("an issuance takes exactly one signature by signer 0")
     check_signature(body.issuer, msg, signature[0], verify)
+    _check_outputs_allowed(state, body.outputs)
     supply = state.supply(body.asset)
     total = sum(output.amount for output in body.outputs)
     if supply.issued + total > MAX_AMOUNT:
@@ -346,7 +398,12 @@ def _apply_tx(
     ctx: BlockContext,
     params: Params,
     verify: Verifier,
-) -> None:
+) -> Receipt:
+    """Apply one transaction; its receipt (accepted, or an offline double spend recorded).
+
+    Raises:
+        Rejection: the first rule `tx` breaks; nothing changed.
+    """
     check_tx(tx, params)
     body = tx.body
     check_window(body, ctx.height, params)
@@ -354,7 +411,9 @@ def _apply_tx(
         raise ReplayedError(f"transaction {txid.hex()} was already committed", txid=txid.hex())
     msg = sighash(ctx.chain_id, txid)
     if isinstance(body, Transfer):
-        _apply_transfer(state, tx, body, txid, msg, ctx, verify)
+        receipt = _apply_transfer(state, tx, body, txid, msg, ctx, verify)
+        if receipt is not _OK:
+            return receipt  # a double spend: recorded, not applied, not in the idempotency table
     elif isinstance(body, Issue):
         _apply_issue(state, tx, body, txid, msg, verify)
     elif isinstance(body, Redeem):
@@ -362,12 +421,16 @@ def _apply_tx(
     else:
         _apply_govern(state, tx, body, msg, verify)
     state.delta.committed[txid] = body.valid_until
+    return _OK
 
 
 def validate_tx(
     view: StateView, tx: SignedTx, ctx: BlockContext, verify: Verifier, txid: TxId | None = None
 ) -> None:
-    """Check that `tx` would be accepted if it were the only transaction of the next block.
+    """Check that `tx` would be ordered if it were the only transaction of the next block.
+
+    It is then accepted, or, for an offline double spend by the coin's owner, recorded with
+    receipt `offline.double_spend`: the node orders such a transfer rather than refusing it.
 
     Raises:
         Rejection: the first rule `tx` breaks, with its code.
@@ -410,14 +473,11 @@ def apply_block(
         )
     ids = txids if txids is not None else [tx_id(tx.body) for tx in txs]
     receipts = []
-    ok = Receipt(code=ACCEPTED)
     for tx, txid in zip(txs, ids, strict=True):
         try:
-            _apply_tx(state, tx, txid, ctx, params, verify)
+            receipts.append(_apply_tx(state, tx, txid, ctx, params, verify))
         except Rejection as rejection:
             receipts.append(Receipt(code=rejection.code))
-        else:
-            receipts.append(ok)
     commitment = view.commitment()
     state.update_commitment(commitment)
     return BlockOutcome(receipts=receipts, delta=state.delta, commitment=commitment)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tally.crypto.merkle import merkle_root
+from tally.crypto.merkle import MerkleProof, merkle_proof, merkle_root
 from tally.model.block import Block, Header, Receipt
 from tally.model.encoding import block_hash, encode, tx_id
 from tally.model.rejection import Rejection
@@ -15,7 +15,9 @@ from tally.rules.locks import Verifier
 from tally.rules.state import BlockContext, StateView
 
 __all__ = [
+    "tx_leaf",
     "tx_root",
+    "tx_inclusion_proof",
     "build_header",
     "execute_block",
     "BlockMismatchError",
@@ -28,9 +30,26 @@ class BlockMismatchError(Rejection):
     code = "block.mismatch"
 
 
+def tx_leaf(txid: TxId, receipt: Receipt) -> bytes:
+    """The leaf of one transaction in its block's tree: its id followed by its encoded receipt."""
+    return txid + encode(receipt)
+
+
 def tx_root(txids: Sequence[TxId], receipts: Sequence[Receipt]) -> Hash32:
     """Merkle root over each transaction id followed by its encoded receipt."""
-    return Hash32(merkle_root([txid + encode(r) for txid, r in zip(txids, receipts, strict=True)]))
+    return Hash32(merkle_root([tx_leaf(t, r) for t, r in zip(txids, receipts, strict=True)]))
+
+
+def tx_inclusion_proof(
+    txids: Sequence[TxId], receipts: Sequence[Receipt], index: int
+) -> MerkleProof:
+    """The path from transaction `index`'s leaf to the root `tx_root(txids, receipts)` gives.
+
+    Raises:
+        IndexError: `index` is not a position among the transactions.
+    """
+    leaves = [tx_leaf(t, r) for t, r in zip(txids, receipts, strict=True)]
+    return merkle_proof(leaves, index)
 
 
 def build_header(

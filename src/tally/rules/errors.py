@@ -34,6 +34,12 @@ __all__ = [
     "EscrowCaptureShapeError",
     "EscrowOverCaptureError",
     "EscrowRefundError",
+    "OfflineLockedError",
+    "OfflineRedeemError",
+    "OfflineBarredError",
+    "DoubleSpendError",
+    "DoubleSpendProofError",
+    "InclusionProofError",
     "GovernThresholdError",
     "MemberExistsError",
     "MemberUnknownError",
@@ -223,6 +229,57 @@ class EscrowRefundError(Rejection):
     """
 
     code = "escrow.refund_missing"
+
+
+class OfflineLockedError(Rejection):
+    """An offline coin is spent online before its unlock height other than by an offline hop.
+
+    Up to its `unlock_height` an `OfflineLock` coin may only move by a `Transfer` whose every
+    output is again an `OfflineLock` with an unlock height at least the input's.
+    """
+
+    code = "offline.locked"
+
+
+class OfflineRedeemError(Rejection):
+    """An offline coin is spent by something other than a `Transfer` (a redemption).
+
+    Offline money goes back to the issuer only after it has been settled and moved out of
+    its `OfflineLock`.
+    """
+
+    code = "offline.redeem"
+
+
+class OfflineBarredError(Rejection):
+    """An output is an `OfflineLock` for a key barred after it signed a coin away twice."""
+
+    code = "offline.barred"
+    http_status = 403
+
+
+class DoubleSpendError(Rejection):
+    """The receipt of a transfer whose owner had already signed its offline coin away.
+
+    Not a refusal at admission: the transfer is ordered and recorded with this code, it is not
+    applied, and the owner's key is barred from offline locks, with the two transfers kept as
+    a `DoubleSpendProof`.
+    """
+
+    code = "offline.double_spend"
+    http_status = 409
+
+
+class DoubleSpendProofError(Rejection):
+    """A double-spend proof does not show two different spends of one coin signed by its owner."""
+
+    code = "offline.proof_invalid"
+
+
+class InclusionProofError(Rejection):
+    """An inclusion proof does not lead from the transaction and receipt to the header."""
+
+    code = "offline.inclusion"
 
 
 class GovernThresholdError(Rejection):

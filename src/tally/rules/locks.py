@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tally.model.coin import Coin
-from tally.model.lock import ESCROW_PAYEE, ESCROW_PAYER, EscrowLock, KeyLock, MultiLock
+from tally.model.lock import (
+    ESCROW_PAYEE,
+    ESCROW_PAYER,
+    OFFLINE_OWNER,
+    EscrowLock,
+    KeyLock,
+    MultiLock,
+    OfflineLock,
+)
 from tally.model.tx import Signature, Transfer, TxBody, Witness
 from tally.model.types import Amount, Hash32, Height, PublicKey
 from tally.rules.errors import (
@@ -16,11 +24,23 @@ from tally.rules.errors import (
     EscrowOverCaptureError,
     EscrowRefundError,
     InvalidSignatureError,
+    OfflineLockedError,
+    OfflineRedeemError,
     SignerIndexError,
     ThresholdError,
 )
 
-__all__ = ["Verifier", "check_spend", "check_signature"]
+__all__ = [
+    "Verifier",
+    "check_spend",
+    "check_signature",
+    "check_key_spend",
+    "check_multi_spend",
+    "check_escrow_spend",
+    "check_offline_spend",
+    "is_offline_hop",
+    "is_owner_signature",
+]
 
 Verifier = Callable[[bytes, bytes, bytes], bool]
 """`verify(public_key, msg32, signature) -> bool`: pure, so results may be cached anywhere."""
@@ -152,6 +172,69 @@ def check_escrow_spend(
     check_signature(lock.payee, msg, signature, verify)
 
 
+def is_offline_hop(body: Transfer, unlock_height: Height) -> bool:
+    """Whether `body` is an offline hop: every output an `OfflineLock` unlocking no earlier.
+
+    That is, every output's `unlock_height` is at least `unlock_height`, the input's.
+    """
+    return all(
+        isinstance(output.lock, OfflineLock) and output.lock.unlock_height >= unlock_height
+        for output in body.outputs
+    )
+
+
+def check_offline_spend(
+    lock: OfflineLock,
+    witness: Witness,
+    body: TxBody,
+    msg: Hash32,
+    height: Height,
+    verify: Verifier,
+) -> None:
+    """An `OfflineLock` is spent by its owner: by an offline hop at any height, else after unlock.
+
+    The spend is a `Transfer` with one signature by the owner as signer 0. At heights up to
+    `unlock_height` every output must itself be an `OfflineLock` unlocking no earlier than
+    this one (`is_offline_hop`); from the next height any transfer is allowed.
+
+    Raises:
+        SignerIndexError: not exactly one signature, by signer 0.
+        OfflineRedeemError: the spend is not a `Transfer` (offline money is not redeemed).
+        OfflineLockedError: at or before `unlock_height`, an output that is not an offline
+            lock unlocking at least as late.
+        InvalidSignatureError: the signature does not verify.
+    """
+    signature = _single(witness, (OFFLINE_OWNER,))
+    if not isinstance(body, Transfer):
+        raise OfflineRedeemError(
+            f"an offline coin is spent only by a Transfer, not by a {type(body).__name__}",
+            kind=type(body).__name__,
+        )
+    if height <= lock.unlock_height and not is_offline_hop(body, lock.unlock_height):
+        raise OfflineLockedError(
+            f"the coin is locked offline until height {lock.unlock_height} (the block is at "
+            f"{height}): until then it may only move into offline locks unlocking at or after "
+            f"{lock.unlock_height}",
+            unlock_height=lock.unlock_height,
+            height=height,
+        )
+    check_signature(lock.owner, msg, signature, verify)
+
+
+def is_owner_signature(lock: OfflineLock, witness: Witness, msg: Hash32, verify: Verifier) -> bool:
+    """Whether `witness` is exactly one valid signature by the lock's owner (signer 0) of `msg`.
+
+    What makes a second spend of an offline coin a double spend by its owner rather than a
+    forgery by someone else.
+    """
+    signatures = witness.signatures
+    return (
+        len(signatures) == 1
+        and signatures[0].signer == OFFLINE_OWNER
+        and verify(lock.owner, msg, signatures[0].sig)
+    )
+
+
 def check_spend(
     coin: Coin, witness: Witness, body: TxBody, msg: Hash32, height: Height, verify: Verifier
 ) -> None:
@@ -161,5 +244,7 @@ def check_spend(
         check_key_spend(lock, witness, msg, verify)
     elif isinstance(lock, MultiLock):
         check_multi_spend(lock, witness, msg, verify)
-    else:
+    elif isinstance(lock, EscrowLock):
         check_escrow_spend(lock, coin, witness, body, msg, height, verify)
+    else:
+        check_offline_spend(lock, witness, body, msg, height, verify)

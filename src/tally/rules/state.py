@@ -3,6 +3,12 @@
 The rules never see a database. They read through `StateView`, a narrow read-only protocol
 that the store implements over LMDB or memory, and return a `StateDelta` for the node to
 write in one atomic batch.
+
+The state commitment covers three kinds of element, each O(1) to add or remove: every
+unspent coin (`coin_element`), every asset's supply row (`supply_element`), and every key
+barred from offline locks (`barred_element`), since a barred key changes which transactions
+are valid. The double-spend references kept with a barred key are evidence derived from the
+blocks, like the transaction index, and are not committed.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ __all__ = [
     "StateView",
     "StateDelta",
     "BlockContext",
+    "DoubleSpend",
     "coin_element",
     "supply_element",
+    "barred_element",
     "commitment_from_scratch",
     "governance_from_genesis",
 ]
@@ -81,6 +89,12 @@ class StateView(Protocol):
     def spender(self, coin_id: CoinId) -> TxId | None:
         """The transaction that spent this coin, or None if it is unspent or unknown."""
 
+    def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
+        """The spending transaction and the coin itself, for a spent coin; else None."""
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        """Whether `owner` is barred from offline locks for a double spend."""
+
     def supply(self, asset: AssetCode) -> Supply | None:
         """The asset's supply totals, or None before its first issuance."""
 
@@ -95,6 +109,20 @@ class StateView(Protocol):
 
     def commitment(self) -> StateCommitment:
         """A copy of the state commitment accumulator, for the rules to update."""
+
+
+@dataclass(frozen=True)
+class DoubleSpend:
+    """A transfer that spent an offline coin its owner had already signed away: the evidence."""
+
+    owner: PublicKey
+    """The coin's `OfflineLock` owner, who signed both spends; barred from then on."""
+    coin_id: CoinId
+    """The coin spent twice."""
+    first: TxId
+    """The transaction that spent it, applied earlier (in this block or before)."""
+    second: TxId
+    """The transaction recorded as `offline.double_spend` and not applied."""
 
 
 @dataclass
@@ -113,6 +141,10 @@ class StateDelta:
     """New governance, if the block changed it."""
     committed: dict[TxId, Height] = field(default_factory=dict)
     """Accepted transaction ids with their `valid_until`, for the idempotency table."""
+    barred: list[PublicKey] = field(default_factory=list)
+    """Keys barred from offline locks by this block (each once, none barred before)."""
+    double_spends: list[DoubleSpend] = field(default_factory=list)
+    """The double spends this block recorded, in order (also those of keys barred before)."""
 
 
 def coin_element(coin_id: CoinId, coin_bytes: bytes) -> bytes:
@@ -125,15 +157,24 @@ def supply_element(asset: AssetCode, supply: Supply) -> bytes:
     return b"S" + encode((asset, supply.issued, supply.redeemed))
 
 
+def barred_element(owner: PublicKey) -> bytes:
+    """The commitment element of one key barred from offline locks."""
+    return b"B" + owner
+
+
 def commitment_from_scratch(
-    coins: Iterable[tuple[CoinId, bytes]], supplies: Iterable[tuple[AssetCode, Supply]]
+    coins: Iterable[tuple[CoinId, bytes]],
+    supplies: Iterable[tuple[AssetCode, Supply]],
+    barred: Iterable[PublicKey] = (),
 ) -> StateCommitment:
-    """Recompute the commitment from the full unspent set and supply table (for audits)."""
+    """Recompute the commitment from the full unspent set, supply table and barred keys (audits)."""
     acc = StateCommitment()
     for cid, coin_bytes in coins:
         acc.add(coin_element(cid, coin_bytes))
     for asset, supply in supplies:
         acc.add(supply_element(asset, supply))
+    for owner in barred:
+        acc.add(barred_element(owner))
     return acc
 
 

@@ -23,7 +23,14 @@ from tally.store.errors import (
     UnversionedStoreError,
 )
 from tally.store.kv import MAX_KEY_SIZE, KeyValueReader, KeyValueStore, WriteBatch
-from tally.store.ledger import HistoryEntry, LedgerStore, Origin, TxRecord
+from tally.store.ledger import (
+    DoubleSpendRecord,
+    HistoryEntry,
+    Inclusion,
+    LedgerStore,
+    Origin,
+    TxRecord,
+)
 from tally.store.lmdb_store import DEFAULT_MAP_SIZE, LmdbStore
 from tally.store.memory import MemoryStore
 from tally.store.schema import SCHEMA_VERSION, migrate, schema_version
@@ -46,6 +53,8 @@ __all__ = [
     "TxRecord",
     "Origin",
     "HistoryEntry",
+    "DoubleSpendRecord",
+    "Inclusion",
     # errors
     "StoreError",
     "StoreClosedError",

@@ -7,6 +7,11 @@ set and its indexes, supply, issuers, governance, the idempotency table, the blo
 certificate and receipts, the state commitment and the tip. A crash therefore leaves the
 ledger at the end of some whole block, never inside one.
 
+Offline payments add two tables: keys barred for a double spend (read by the rules) and the
+evidence of each double spend, from which `double_spend_proofs` rebuilds the proofs a node
+serves. `inclusion` gives what an offline device needs to check that a transaction is in a
+final block.
+
 Governance and the commitment accumulator are read at every block, so they are kept in
 memory, replaced after each commit by what the commit wrote. Everything else is read from
 the store on demand. One `LedgerStore` writes a given store; any number of threads may
@@ -24,12 +29,16 @@ import msgspec
 
 from tally.crypto.commitment import StateCommitment
 from tally.model.address import lock_hash as lock_hash_of
-from tally.model.block import Block, CommitCertificate, Receipt
+from tally.model.block import ACCEPTED, Block, CommitCertificate, Header, Receipt
 from tally.model.coin import Coin
-from tally.model.encoding import block_hash, decode, encode, genesis_hash
+from tally.model.encoding import block_hash, decode, encode, genesis_hash, tx_id
 from tally.model.genesis import Genesis
+from tally.model.offline import DoubleSpendProof, TxInclusionProof
+from tally.model.tx import SignedTx
 from tally.model.types import AssetCode, BlockHash, CoinId, Hash32, Height, PublicKey, TxId
 from tally.rules.apply import BlockOutcome
+from tally.rules.block import tx_inclusion_proof
+from tally.rules.errors import DoubleSpendError
 from tally.rules.state import (
     Governance,
     StateDelta,
@@ -50,7 +59,15 @@ from tally.store.kv import KeyValueReader, KeyValueStore, WriteBatch
 if TYPE_CHECKING:
     from tally.rules.state import StateView
 
-__all__ = ["LedgerStore", "LedgerSnapshot", "TxRecord", "Origin", "HistoryEntry"]
+__all__ = [
+    "LedgerStore",
+    "LedgerSnapshot",
+    "TxRecord",
+    "Origin",
+    "HistoryEntry",
+    "DoubleSpendRecord",
+    "Inclusion",
+]
 
 
 class TxRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +119,44 @@ class HistoryEntry:
     """How many of its outputs went to the address."""
     spent: int
     """How many of the address's coins it spent."""
+
+
+@dataclass(frozen=True)
+class DoubleSpendRecord:
+    """One double spend the ledger recorded against a barred key (a store row)."""
+
+    owner: PublicKey
+    """The barred key, which signed both spends."""
+    coin_id: CoinId
+    """The coin spent twice."""
+    first: TxId
+    """The transaction that spent the coin (accepted)."""
+    second: TxId
+    """The transaction recorded as `offline.double_spend`."""
+    height: Height
+    """The height of the block that recorded the second."""
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """A committed transaction with what proves it is in a final block."""
+
+    txid: TxId
+    """The transaction's id."""
+    height: Height
+    """The height of its block."""
+    index: int
+    """Its position among the block's transactions."""
+    tx: SignedTx
+    """The transaction as the block holds it."""
+    receipt: Receipt
+    """Its receipt."""
+    proof: TxInclusionProof
+    """The Merkle path from `tx_id + encode(receipt)` to `header.tx_root`."""
+    header: Header
+    """The block's header."""
+    certificate: CommitCertificate
+    """The header's commit certificate."""
 
 
 class LedgerStore:
@@ -199,11 +254,92 @@ class LedgerStore:
 
     def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
         """The spending transaction and the coin itself, for a spent coin; else None."""
-        data = self._kv.get(schema.spent_key(coin_id))
-        if data is None:
-            return None
-        txid, coin_bytes = schema.unpack_spent(data)
-        return txid, decode(coin_bytes, Coin)
+        return _spent_in(self._kv, coin_id)
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        """Whether `owner` is barred from offline locks for a double spend."""
+        return _is_barred_in(self._kv, owner)
+
+    def barred(self) -> Iterator[PublicKey]:
+        """Every barred key, in key order, from one snapshot."""
+        return _barred_in(self._kv)
+
+    def double_spends(self, owner: PublicKey) -> list[DoubleSpendRecord]:
+        """The double spends recorded against `owner`, by coin id and second txid."""
+        records = []
+        for key, value in self._kv.iter_prefix(schema.double_spend_prefix(owner)):
+            _, cid, second = schema.parse_double_spend_key(key)
+            first, height = schema.unpack_double_spend(value)
+            records.append(
+                DoubleSpendRecord(
+                    owner=owner, coin_id=cid, first=first, second=second, height=height
+                )
+            )
+        return records
+
+    def double_spend_proofs(self, owner: PublicKey) -> list[DoubleSpendProof]:
+        """The proofs of the double spends recorded against `owner`, rebuilt from the blocks.
+
+        Raises:
+            StoreError: a recorded transaction is missing from the blocks (corruption).
+        """
+        chain_id = self.genesis().chain_id
+        proofs = []
+        for record in self.double_spends(owner):
+            first = self._accepted_tx(record.first)
+            second = self._tx_in_block(record.second, record.height, DoubleSpendError.code)
+            proofs.append(
+                DoubleSpendProof(
+                    chain_id=chain_id,
+                    coin_id=record.coin_id,
+                    owner=owner,
+                    first=first,
+                    second=second,
+                )
+            )
+        return proofs
+
+    def inclusion(self, txid: TxId) -> Inclusion | None:
+        """An ordered transaction with its Merkle path, header and certificate, or None.
+
+        None if the transaction was never ordered. For a transaction ordered more than once,
+        the record `tx` keeps (its acceptance, if it was ever accepted) is the one proven.
+        """
+        with self._kv.snapshot() as view:
+            record = _tx_in(view, txid)
+            if record is None:
+                return None
+            block_bytes = view.get(schema.block_key(record.height))
+            certificate_bytes = view.get(schema.certificate_key(record.height))
+        if block_bytes is None or certificate_bytes is None:
+            raise StoreError(f"transaction {txid.hex()} is indexed at a missing block")
+        block = decode(block_bytes, Block)
+        txids = [tx_id(tx.body) for tx in block.txs]
+        return Inclusion(
+            txid=txid,
+            height=record.height,
+            index=record.index,
+            tx=block.txs[record.index],
+            receipt=block.receipts[record.index],
+            proof=tx_inclusion_proof(txids, block.receipts, record.index),
+            header=block.header,
+            certificate=decode(certificate_bytes, CommitCertificate),
+        )
+
+    def _accepted_tx(self, txid: TxId) -> SignedTx:
+        record = self.tx(txid)
+        if record is None:
+            raise StoreError(f"transaction {txid.hex()} is not in the transaction index")
+        return self._tx_in_block(txid, record.height, ACCEPTED)
+
+    def _tx_in_block(self, txid: TxId, height: Height, code: str) -> SignedTx:
+        # By receipt too: a faulty orderer may order one id twice with other witnesses.
+        block = self.block(height)
+        if block is not None:
+            for tx, receipt in zip(block.txs, block.receipts, strict=True):
+                if receipt.code == code and tx_id(tx.body) == txid:
+                    return tx
+        raise StoreError(f"transaction {txid.hex()} with receipt {code} is not in block {height}")
 
     def origin(self, coin_id: CoinId) -> Origin | None:
         """Which transaction created a coin (spent or not), or None for an unknown coin."""
@@ -421,13 +557,13 @@ class LedgerStore:
     # -- commitment -----------------------------------------------------------------------
 
     def recompute_commitment(self) -> StateCommitment:
-        """The commitment recomputed from the whole unspent set and supply table (an audit).
+        """The commitment recomputed from scratch (an audit).
 
-        It takes time in proportion to the state; compare its digest with
-        `stored_commitment()`.
+        It covers the whole unspent set, supply table and barred keys, and takes time in
+        proportion to the state; compare its digest with `stored_commitment()`.
         """
         with self._kv.snapshot() as view:
-            return commitment_from_scratch(_unspent_in(view), _supplies_in(view))
+            return commitment_from_scratch(_unspent_in(view), _supplies_in(view), _barred_in(view))
 
     def stored_commitment(self) -> StateCommitment:
         """The commitment accumulator as stored after the tip (read from the store).
@@ -464,6 +600,14 @@ class LedgerSnapshot:
     def spender(self, coin_id: CoinId) -> TxId | None:
         """The transaction that spent this coin, or None if it is unspent or unknown."""
         return _spender_in(self._view, coin_id)
+
+    def spent(self, coin_id: CoinId) -> tuple[TxId, Coin] | None:
+        """The spending transaction and the coin itself, for a spent coin; else None."""
+        return _spent_in(self._view, coin_id)
+
+    def is_barred(self, owner: PublicKey) -> bool:
+        """Whether `owner` is barred from offline locks for a double spend."""
+        return _is_barred_in(self._view, owner)
 
     def supply(self, asset: AssetCode) -> Supply | None:
         """The asset's supply totals, or None before its first issuance."""
@@ -502,6 +646,23 @@ def _coin_in(view: KeyValueReader, coin_id: CoinId) -> Coin | None:
 def _spender_in(view: KeyValueReader, coin_id: CoinId) -> TxId | None:
     data = view.get(schema.spent_key(coin_id))
     return None if data is None else schema.unpack_spent(data)[0]
+
+
+def _spent_in(view: KeyValueReader, coin_id: CoinId) -> tuple[TxId, Coin] | None:
+    data = view.get(schema.spent_key(coin_id))
+    if data is None:
+        return None
+    txid, coin_bytes = schema.unpack_spent(data)
+    return txid, decode(coin_bytes, Coin)
+
+
+def _is_barred_in(view: KeyValueReader, owner: PublicKey) -> bool:
+    return view.get(schema.barred_key(owner)) is not None
+
+
+def _barred_in(view: KeyValueReader) -> Iterator[PublicKey]:
+    for key, _ in view.iter_prefix(schema.barred_prefix()):
+        yield schema.owner_of_barred_key(key)
 
 
 def _supply_in(view: KeyValueReader, asset: AssetCode) -> Supply | None:
@@ -613,7 +774,7 @@ def _check_consistent(
 
 
 def _write_delta(batch: WriteBatch, delta: StateDelta, height: Height) -> None:
-    """Write the coin set, supply, issuers and idempotency rows a block changed."""
+    """Write the coin set, supply, issuers, idempotency, barred keys and double spends."""
     for cid, (spender, coin) in delta.spent.items():
         coin_bytes = encode(coin)
         # A coin created earlier in the same block has no unspent or address row yet;
@@ -632,6 +793,13 @@ def _write_delta(batch: WriteBatch, delta: StateDelta, height: Height) -> None:
     for txid, valid_until in delta.committed.items():
         batch.put(schema.idempotency_key(txid), schema.pack_u64(valid_until))
         batch.put(schema.expiry_key(valid_until, txid), b"")
+    for owner in delta.barred:
+        batch.put(schema.barred_key(owner), schema.pack_u64(height))
+    for double_spend in delta.double_spends:
+        batch.put(
+            schema.double_spend_key(double_spend.owner, double_spend.coin_id, double_spend.second),
+            schema.pack_double_spend(double_spend.first, height),
+        )
 
 
 def _prune_idempotency(batch: WriteBatch, height: Height) -> None:

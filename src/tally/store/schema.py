@@ -20,11 +20,19 @@ a prefix scan meets them in numeric order (heights, expiry heights).
 | tx           | `t`  | txid (32)                         | height (u64) + index (u32) + receipt   |
 | origin       | `o`  | coin id (32)                      | txid + output (u16) + height (u64)     |
 | history      | `y`  | lock hash + ~height (u64) + index | txid + received (u16) + spent (u16)    |
+| barred       | `x`  | owner key (32)                    | height barred at (u64)                 |
+| double spend | `v`  | owner (32) + coin id + second txid| first txid (32) + height (u64)         |
 
 `origin` says which transaction created each coin, and `history` lists the accepted
 transactions that paid an address or spent its coins; both only for the explorer and
 wallets, never read by the rules. History keys hold the height inverted (2^64 - 1 -
 height), so a prefix scan meets an address's newest transactions first.
+
+`barred` lists the keys barred from offline locks; the rules read it (and the state
+commitment covers it). `double spend` keeps, per barred key, the evidence of each double
+spend: the coin, the transaction recorded as `offline.double_spend` and the height of its
+block, and the transaction that spent the coin first; a node serves it as a
+`DoubleSpendProof` (both transactions are in stored blocks).
 
 The schema version lives at `schema_version_key()` and that key never moves, so that any
 future layout can still be recognised. Migrations are numbered and forward-only:
@@ -42,7 +50,7 @@ from tally.model.block import Block
 from tally.model.coin import Coin, coin_id
 from tally.model.encoding import decode, tx_id
 from tally.model.tx import Issue, Redeem, Transfer
-from tally.model.types import AssetCode, BlockHash, CoinId, Height, TxId
+from tally.model.types import AssetCode, BlockHash, CoinId, Height, PublicKey, TxId
 from tally.store.errors import NewerSchemaError, UnversionedStoreError
 from tally.store.kv import KeyValueStore, WriteBatch
 
@@ -85,6 +93,12 @@ __all__ = [
     "history_prefix",
     "history_key",
     "parse_history_key",
+    "barred_key",
+    "barred_prefix",
+    "owner_of_barred_key",
+    "double_spend_key",
+    "double_spend_prefix",
+    "parse_double_spend_key",
     # rows
     "pack_u64",
     "unpack_u64",
@@ -98,6 +112,8 @@ __all__ = [
     "unpack_origin",
     "pack_history",
     "unpack_history",
+    "pack_double_spend",
+    "unpack_double_spend",
     "origin_and_history_rows",
 ]
 
@@ -118,6 +134,8 @@ _BLOCK_HASH: Final = b"h"
 _TX: Final = b"t"
 _ORIGIN: Final = b"o"
 _HISTORY: Final = b"y"
+_BARRED: Final = b"x"
+_DOUBLE_SPEND: Final = b"v"
 
 TABLES: Final = {
     "meta": _META,
@@ -134,6 +152,8 @@ TABLES: Final = {
     "tx": _TX,
     "origin": _ORIGIN,
     "history": _HISTORY,
+    "barred": _BARRED,
+    "double_spend": _DOUBLE_SPEND,
 }
 """Every table's byte by name; distinct, so no two tables share a key."""
 
@@ -316,6 +336,44 @@ def parse_history_key(key: bytes) -> tuple[Height, int]:
     return Height(_MAX_U64 - unpack_u64(body[:_U64_SIZE])), int.from_bytes(body[_U64_SIZE:], "big")
 
 
+# -- offline: barred keys and double spends -----------------------------------------------
+
+
+def barred_prefix() -> bytes:
+    """Prefix of every barred key's row."""
+    return _table(_BARRED)
+
+
+def barred_key(owner: PublicKey) -> bytes:
+    """Key of a key barred from offline locks."""
+    return _table(_BARRED) + owner
+
+
+def owner_of_barred_key(key: bytes) -> PublicKey:
+    """The owner key in a key from `barred_prefix()`."""
+    return PublicKey(key[len(KEY_PREFIX) + 1 :])
+
+
+def double_spend_prefix(owner: PublicKey) -> bytes:
+    """Prefix of the double-spend rows of one barred key."""
+    return _table(_DOUBLE_SPEND) + owner
+
+
+def double_spend_key(owner: PublicKey, coin_id: CoinId, second: TxId) -> bytes:
+    """Key of one double spend: the owner, the coin, and the transaction recorded for it."""
+    return _table(_DOUBLE_SPEND) + owner + coin_id + second
+
+
+def parse_double_spend_key(key: bytes) -> tuple[PublicKey, CoinId, TxId]:
+    """The owner, coin id and second txid in a key from `double_spend_prefix(...)`."""
+    body = key[len(KEY_PREFIX) + 1 :]
+    return (
+        PublicKey(body[:_ID_SIZE]),
+        CoinId(body[_ID_SIZE : 2 * _ID_SIZE]),
+        TxId(body[2 * _ID_SIZE :]),
+    )
+
+
 # -- rows ---------------------------------------------------------------------------------
 
 
@@ -396,6 +454,16 @@ def unpack_history(data: bytes) -> tuple[TxId, int, int]:
     )
 
 
+def pack_double_spend(first: TxId, height: Height) -> bytes:
+    """The double-spend row: the txid that spent the coin first + the height of the record."""
+    return first + pack_u64(height)
+
+
+def unpack_double_spend(data: bytes) -> tuple[TxId, Height]:
+    """The first txid and the recording block's height in a double-spend row."""
+    return TxId(data[:_ID_SIZE]), Height(unpack_u64(data[_ID_SIZE:]))
+
+
 def origin_and_history_rows(
     block: Block, txids: Sequence[TxId], spent_coin: Callable[[CoinId], Coin | None]
 ) -> Iterator[tuple[bytes, bytes]]:
@@ -449,7 +517,21 @@ def _add_origin_and_history(batch: WriteBatch) -> None:
             batch.put(key, value)
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_create_version_1, _add_origin_and_history)
+def _add_offline_tables(batch: WriteBatch) -> None:
+    """Version 3 adds the barred and double-spend tables for offline payments.
+
+    They start empty: a store of version 2 was written by code that knew no `OfflineLock`
+    (its decoder refused lock tag 4), so no stored coin is offline, no stored receipt is
+    `offline.double_spend`, and no key is barred. For the same reason the stored state
+    commitment, which now also covers barred keys, is unchanged.
+    """
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _create_version_1,
+    _add_origin_and_history,
+    _add_offline_tables,
+)
 """`MIGRATIONS[n]` takes a store from version n to n + 1."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -12,10 +12,14 @@ Its tables:
 | `history` | (transaction, asset) touching us  | height, kind, amounts in and out, memo, time  |
 | `cursor`  | (one row)                         | last block height processed and its hash      |
 | `pending` | transaction the wallet sent       | txid, raw bytes, kind, memo, valid_until      |
+| `roots`   | transaction that made an offline  | its inclusion proof (`RootProof` bytes): the  |
+|           | coin of the wallet                | root of the trust chain of those coins        |
 
 A coin's role says how the wallet holds it: `own` (a `KeyLock` of one of its keys, the only
-coins it spends alone), `escrow_payer` (a pre-payment it made, reclaimable after expiry) or
-`escrow_payee` (a pre-payment it may capture until expiry). A coin marked pending is an
+coins it spends alone), `escrow_payer` (a pre-payment it made, reclaimable after expiry),
+`escrow_payee` (a pre-payment it may capture until expiry) or `offline` (an `OfflineLock` of
+one of its keys: its offline purse, spent by `tally.wallet.offline`; the `expiry` column holds
+its unlock height). A coin marked pending is an
 input of a transaction sent and not yet settled; it does not count in the balance and is
 never selected again until the transaction settles or its window passes.
 
@@ -38,7 +42,7 @@ from typing import Any, Final, Self
 
 from tally.model.coin import Coin
 from tally.model.encoding import decode, encode
-from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.lock import EscrowLock, Lock, OfflineLock
 from tally.model.types import Amount, AssetCode, CoinId, PublicKey, TxId
 from tally.wallet.errors import WalletError
 from tally.wallet.vault import WalletFileError
@@ -48,6 +52,7 @@ __all__ = [
     "ROLE_OWN",
     "ROLE_ESCROW_PAYER",
     "ROLE_ESCROW_PAYEE",
+    "ROLE_OFFLINE",
     "ROLES",
     "StoredCoin",
     "NewCoin",
@@ -66,7 +71,9 @@ ROLE_ESCROW_PAYER: Final = "escrow_payer"
 """An escrow coin the wallet pre-paid (it is the payer)."""
 ROLE_ESCROW_PAYEE: Final = "escrow_payee"
 """An escrow coin the wallet may capture (it is the payee)."""
-ROLES: Final = (ROLE_OWN, ROLE_ESCROW_PAYER, ROLE_ESCROW_PAYEE)
+ROLE_OFFLINE: Final = "offline"
+"""A coin under an `OfflineLock` of one of the wallet's keys: its offline purse."""
+ROLES: Final = (ROLE_OWN, ROLE_ESCROW_PAYER, ROLE_ESCROW_PAYEE, ROLE_OFFLINE)
 
 _MIGRATIONS: Final[tuple[str, ...]] = (
     # 0 -> 1: the first layout.
@@ -118,13 +125,42 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         created_ms INTEGER NOT NULL
     );
     """,
+    # 1 -> 2: offline coins (role `offline`) and the roots of their trust chains. SQLite
+    # cannot change a CHECK constraint in place, so the coins table is copied.
+    """
+    CREATE TABLE coins_v2 (
+        coin_id BLOB PRIMARY KEY,
+        asset TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        lock BLOB NOT NULL,
+        expiry INTEGER,
+        key_index INTEGER,
+        role TEXT NOT NULL
+            CHECK (role IN ('own', 'escrow_payer', 'escrow_payee', 'offline')),
+        created_height INTEGER NOT NULL,
+        created_txid BLOB NOT NULL,
+        spent_height INTEGER,
+        spent_txid BLOB,
+        pending_txid BLOB
+    );
+    INSERT INTO coins_v2 SELECT coin_id, asset, amount, lock, expiry, key_index, role,
+        created_height, created_txid, spent_height, spent_txid, pending_txid FROM coins;
+    DROP TABLE coins;
+    ALTER TABLE coins_v2 RENAME TO coins;
+    CREATE INDEX coins_unspent ON coins (asset, role) WHERE spent_txid IS NULL;
+    CREATE INDEX coins_pending ON coins (pending_txid) WHERE pending_txid IS NOT NULL;
+    CREATE TABLE roots (
+        txid BLOB PRIMARY KEY,
+        root BLOB NOT NULL
+    );
+    """,
 )
 
 _COIN_COLUMNS: Final = (
     "coin_id, asset, amount, lock, key_index, role, created_height, created_txid, "
     "spent_height, spent_txid, pending_txid"
 )
-_LOCK_TYPE: Any = KeyLock | MultiLock | EscrowLock  # Any: a union is not a `type[T]` for mypy
+_LOCK_TYPE: Any = Lock  # Any: a union is not a `type[T]` for mypy
 
 
 class CoinUnavailableError(WalletError):
@@ -143,9 +179,10 @@ class StoredCoin:
     coin: Coin
     """The coin itself (asset, amount, lock)."""
     role: str
-    """How the wallet holds it: `own`, `escrow_payer` or `escrow_payee`."""
+    """How the wallet holds it: `own`, `escrow_payer`, `escrow_payee` or `offline`."""
     key_index: int | None
-    """The index of the wallet's key that spends it (the payer's or payee's for escrow)."""
+    """The index of the wallet's key that spends it (the payer's or payee's for escrow, the
+    owner's for an offline coin)."""
     created_height: int
     """The height of the block that created it."""
     created_txid: TxId
@@ -163,6 +200,12 @@ class StoredCoin:
         lock = self.coin.lock
         return lock.expiry if isinstance(lock, EscrowLock) else None
 
+    @property
+    def unlock_height(self) -> int | None:
+        """The height after which an offline coin may be spent online freely."""
+        lock = self.coin.lock
+        return lock.unlock_height if isinstance(lock, OfflineLock) else None
+
     def to_json(self) -> dict[str, Any]:
         """A JSON view: hex ids, the amount as a string."""
         return {
@@ -172,6 +215,7 @@ class StoredCoin:
             "role": self.role,
             "key_index": self.key_index,
             "expiry": self.expiry,
+            "unlock_height": self.unlock_height,
             "created_height": self.created_height,
             "pending_txid": self.pending_txid.hex() if self.pending_txid else None,
         }
@@ -186,7 +230,7 @@ class NewCoin:
     coin: Coin
     """The coin."""
     role: str
-    """`own`, `escrow_payer` or `escrow_payee`."""
+    """`own`, `escrow_payer`, `escrow_payee` or `offline`."""
     key_index: int
     """The wallet key that spends it."""
     txid: TxId
@@ -207,7 +251,9 @@ class HistoryEntry:
     height: int
     """The height of its block."""
     kind: str
-    """`receive`, `pay`, `merge`, `split`, `preauth`, `capture` or `reclaim`."""
+    """`receive`, `pay`, `merge`, `split`, `preauth`, `capture`, `reclaim`, or for the
+    offline purse `offline_fund`, `offline_pay`, `offline_receive`, `offline_unlock`,
+    `offline_sweep`."""
     asset: str
     """The asset."""
     amount_in: int
@@ -267,6 +313,10 @@ class BlockChanges:
     """History rows for the block's transactions that touched the wallet."""
     settled: list[TxId] = field(default_factory=list)
     """Transactions the wallet sent that the block ordered (accepted or rejected)."""
+    offline_txids: list[TxId] = field(default_factory=list)
+    """Transactions of the block that create offline coins of the wallet, each once."""
+    roots: list[tuple[TxId, bytes]] = field(default_factory=list)
+    """Inclusion proofs (`RootProof` bytes) of those transactions, once fetched."""
 
 
 def _row_to_coin(row: sqlite3.Row) -> StoredCoin:
@@ -558,7 +608,7 @@ class CoinStore:
                         new.coin.asset,
                         new.coin.amount,
                         encode(lock),
-                        lock.expiry if isinstance(lock, EscrowLock) else None,
+                        _expiry_of(lock),
                         new.key_index,
                         new.role,
                         changes.height,
@@ -588,9 +638,30 @@ class CoinStore:
                 )
             for txid in changes.settled:
                 _release(db, txid)
+            for txid, root in changes.roots:
+                db.execute(
+                    "INSERT OR IGNORE INTO roots (txid, root) VALUES (?, ?)",
+                    (bytes(txid), bytes(root)),
+                )
             db.execute(
                 "UPDATE cursor SET height = ?, block_hash = ? WHERE id = 1",
                 (changes.height, bytes(changes.block_hash)),
+            )
+
+    def offline_coins(self, asset: str | None = None) -> list[StoredCoin]:
+        """The unspent offline coins (role `offline`), pending ones included."""
+        return self.unspent(asset, ROLE_OFFLINE)
+
+    def root(self, txid: bytes) -> bytes | None:
+        """The inclusion proof (`RootProof` bytes) kept for transaction `txid`, if any."""
+        rows = self._query("SELECT root FROM roots WHERE txid = ?", (bytes(txid),))
+        return bytes(rows[0]["root"]) if rows else None
+
+    def add_root(self, txid: bytes, root: bytes) -> None:
+        """Keep the inclusion proof of `txid` (idempotent), as sync does for offline coins."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO roots (txid, root) VALUES (?, ?)", (bytes(txid), bytes(root))
             )
 
     def history(self, limit: int | None = None, asset: str | None = None) -> list[HistoryEntry]:
@@ -610,6 +681,15 @@ class CoinStore:
             sql += " LIMIT ?"
             parameters.append(max(0, limit))
         return [_row_to_history(row) for row in self._query(sql, parameters)]
+
+
+def _expiry_of(lock: Lock) -> int | None:
+    """What the `expiry` column holds: an escrow's expiry, an offline coin's unlock height."""
+    if isinstance(lock, EscrowLock):
+        return int(lock.expiry)
+    if isinstance(lock, OfflineLock):
+        return int(lock.unlock_height)
+    return None
 
 
 def _release(db: sqlite3.Connection, txid: bytes) -> None:

@@ -3,11 +3,14 @@
 From the height after the store's cursor up to the node's tip, each block is fetched
 (`GET /v1/blocks/{h}`) and read by `scan_block`, a pure function that decides what the block
 changes for the wallet: outputs under a `KeyLock` of one of its keys become its coins,
-`EscrowLock` outputs naming one of its keys as payer or payee become escrow coins, its coins
-that appear as inputs of an accepted transaction are spent, each transaction that touched it
-gets a history row, and transactions it sent are settled (their inputs released if the block
-rejected them). `CoinStore.apply_block` writes all of that and the cursor in one SQLite
-transaction.
+`EscrowLock` outputs naming one of its keys as payer or payee become escrow coins,
+`OfflineLock` outputs owned by one of its keys become offline coins (its offline purse), its
+coins that appear as inputs of an accepted transaction are spent, each transaction that
+touched it gets a history row, and transactions it sent are settled (their inputs released if
+the block rejected them). For each transaction that made offline coins of the wallet, the
+syncer fetches its inclusion proof (`GET /v1/txs/{txid}/inclusion`): the root of those coins'
+trust chain, which the payee of an offline payment checks with no network.
+`CoinStore.apply_block` writes all of that and the cursor in one SQLite transaction.
 
 Blocks are final once committed (BFT consensus), so there are no reorganisations to undo;
 a block whose `prev_hash` is not the hash the cursor remembers, or whose chain id is not the
@@ -26,12 +29,13 @@ from typing import Any
 from tally.client.errors import NodeRejection, NodeUnreachable
 from tally.client.node_client import NodeClient
 from tally.client.wire import WireError, coin_from_json
-from tally.model.lock import EscrowLock, KeyLock
+from tally.model.lock import EscrowLock, KeyLock, OfflineLock
 from tally.model.rejection import Rejection
 from tally.model.types import CoinId, PublicKey, TxId
 from tally.wallet.coinstore import (
     ROLE_ESCROW_PAYEE,
     ROLE_ESCROW_PAYER,
+    ROLE_OFFLINE,
     ROLE_OWN,
     BlockChanges,
     CoinStore,
@@ -41,6 +45,7 @@ from tally.wallet.coinstore import (
     StoredCoin,
 )
 from tally.wallet.errors import WalletError
+from tally.wallet.offline.messages import encode_root, root_from_inclusion
 
 __all__ = ["WalletChainError", "BlockFormatError", "scan_block", "Syncer"]
 
@@ -75,6 +80,8 @@ class _TxEffect:
     spent_escrow_as_payee: bool = False
     new_escrow_as_payer: bool = False
     new_escrow_as_payee: bool = False
+    spent_offline: bool = False
+    new_offline: bool = False
     outputs_to_us: int = 0
 
     def add(self, table: dict[str, int], asset: str, amount: int) -> None:
@@ -105,6 +112,12 @@ def _kind(effect: _TxEffect, pending: PendingTx | None, asset: str) -> str:
     if effect.new_escrow_as_payer or effect.new_escrow_as_payee:
         return "preauth"
     net = effect.own_in.get(asset, 0) - effect.own_out.get(asset, 0)
+    if effect.spent_offline or effect.new_offline:
+        if net > 0:
+            return "offline_unlock"
+        if net < 0:
+            return "offline_fund"
+        return "offline_pay" if effect.spent_offline else "offline_receive"
     if net > 0:
         return "receive"
     if net < 0:
@@ -191,6 +204,9 @@ def _scan_tx(
         asset = stored.coin.asset
         if stored.role == ROLE_OWN:
             effect.add(effect.own_out, asset, stored.coin.amount)
+        elif stored.role == ROLE_OFFLINE:
+            effect.spent_offline = True
+            effect.assets.add(asset)
         elif stored.role == ROLE_ESCROW_PAYER:
             effect.spent_escrow_as_payer = stored
             effect.assets.add(asset)
@@ -217,6 +233,12 @@ def _scan_tx(
             role, index = ROLE_ESCROW_PAYEE, keys[lock.payee]
             effect.new_escrow_as_payee = True
             effect.assets.add(coin.asset)
+        elif isinstance(lock, OfflineLock) and lock.owner in keys:
+            role, index = ROLE_OFFLINE, keys[lock.owner]
+            effect.new_offline = True
+            effect.assets.add(coin.asset)
+            if txid not in changes.offline_txids:
+                changes.offline_txids.append(txid)
         if role is None or index is None:
             continue
         new = NewCoin(coin_id=cid, coin=coin, role=role, key_index=index, txid=txid)
@@ -306,12 +328,35 @@ class Syncer:
                 raise BlockFormatError(
                     f"asked for block {height + 1}, the node sent block {changes.height}"
                 )
+            changes.roots.extend(self.fetch_roots(changes.offline_txids))
             self.store.apply_block(changes)
             height, prev_hash = changes.height, changes.block_hash
         released = self.store.release_expired(height + 1)
         for txid in released:
             log.info("transaction %s expired uncommitted; its inputs are free again", txid.hex())
         return height
+
+    def fetch_roots(self, txids: list[TxId]) -> list[tuple[TxId, bytes]]:
+        """The inclusion proofs of `txids` (`RootProof` bytes), from the node.
+
+        A transaction the node has no proof for (`not_found`) is logged and left out; its
+        offline coins are kept, and cannot be paid offline until a later call finds the proof.
+
+        Raises:
+            NodeError: the node cannot be reached or refuses otherwise.
+            OfflineMessageError: the node's inclusion view is malformed.
+        """
+        roots: list[tuple[TxId, bytes]] = []
+        for txid in txids:
+            try:
+                view = self.client.inclusion(txid)
+            except NodeRejection as rejection:
+                if rejection.code != "not_found":
+                    raise
+                log.warning("the node has no inclusion proof of %s yet", txid.hex())
+                continue
+            roots.append((txid, encode_root(root_from_inclusion(view))))
+        return roots
 
     def wait_for_tx(self, txid: bytes, timeout: float = 30.0) -> JsonDict:
         """Wait until `txid` is in a block, then sync up to that block.

@@ -13,6 +13,11 @@ expiry (the rest returns to the payer in the same transaction), and after the ex
 payer's wallet takes it back by itself when it syncs. When a wallet holds many small coins of
 an asset it merges the smallest into one, also when it syncs.
 
+The offline purse: `fund_offline` moves coins into `OfflineLock(fresh key, unlock_height)`
+coins, which sync keeps with role `offline` together with the inclusion proof of the
+transaction that made them; `tally.wallet.offline` pays them offline, settles what was paid
+and received, and sweeps a wallet to a new one (`transfer_coins`).
+
 Inputs of a transaction the wallet sends are marked pending until a block settles it; a
 transaction the node refuses releases them at once. A transaction whose fate is unknown (the
 node could not be reached) keeps them pending until its window has passed, as it may still
@@ -49,7 +54,7 @@ from tally.crypto.schnorr import PrivateKey
 from tally.model.address import address_of
 from tally.model.coin import Coin, coin_id
 from tally.model.encoding import encode, tx_id
-from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock
+from tally.model.lock import EscrowLock, KeyLock, Lock, MultiLock, OfflineLock
 from tally.model.params import Params
 from tally.model.tx import SignedTx
 from tally.model.types import Amount, AssetCode, CoinId, Height, PublicKey
@@ -57,6 +62,8 @@ from tally.wallet.coinstore import (
     COINS_FILE,
     ROLE_ESCROW_PAYEE,
     ROLE_ESCROW_PAYER,
+    ROLE_OFFLINE,
+    ROLE_OWN,
     CoinStore,
     CoinUnavailableError,
     HistoryEntry,
@@ -707,6 +714,146 @@ class Wallet:
                 except NodeRejection as rejection:
                     log.warning("reclaim of escrow %s refused: %s", stored.coin_id.hex(), rejection)
         return results
+
+    # -- offline purse -------------------------------------------------------------------------
+
+    def fund_offline(
+        self,
+        asset: str,
+        amounts: Sequence[int],
+        unlock_in: int,
+        *,
+        owner_index: int | None = None,
+        memo: str = "",
+    ) -> Result:
+        """Move spendable coins into offline coins of `amounts`, for paying offline.
+
+        Each new coin is `OfflineLock(owner, tip + unlock_in)` with a fresh key of this wallet
+        as owner (or key `owner_index` for all of them); change goes to a fresh `KeyLock`. Once
+        committed, sync keeps the new coins with role `offline` and the funding transaction's
+        inclusion proof, the root of their trust chain.
+
+        Args:
+            asset: The asset.
+            amounts: The offline coins to make, each at least 1.
+            unlock_in: Blocks past the tip before the owner may spend the coins online; at
+                most the node's `max_window`, so that hops made offline stay within the
+                window when they are settled.
+            owner_index: Lock every coin to this wallet key instead of fresh ones.
+            memo: A note kept in the wallet's history.
+
+        Returns:
+            `{"txid", "height", "code", "coin_ids", "unlock_height"}`.
+
+        Raises:
+            BadAmountError: no amount, too many, or one below 1.
+            BadExpiryError: `unlock_in` is below 1 or over the node's `max_window`.
+            InsufficientFundsError: the spendable coins are short.
+            NodeRejection: the node refused, such as `offline.barred` for a barred owner key.
+        """
+        if not amounts or len(amounts) >= _MAX_OUTPUTS:
+            raise BadAmountError(
+                f"a purse funding makes 1 … {_MAX_OUTPUTS - 1} coins, got {len(amounts)}",
+                count=len(amounts),
+            )
+        for amount in amounts:
+            if type(amount) is not int or amount < 1:
+                raise BadAmountError(f"each amount is at least 1, got {amount!r}")
+        with self._lock:
+            height = self._syncer.sync()
+            window = self._syncer.max_window
+            if (
+                type(unlock_in) is not int
+                or unlock_in < 1
+                or (window is not None and unlock_in > window)
+            ):
+                raise BadExpiryError(
+                    f"offline coins unlock 1 … {window or 'max_window'} blocks ahead, "
+                    f"got {unlock_in!r}",
+                    height=height,
+                    expiry=str(unlock_in),
+                )
+            unlock = Height(height + unlock_in)
+            selection = self._select(asset, sum(amounts))
+            fixed = self.key(owner_index).public_key if owner_index is not None else None
+            outputs = [
+                Coin(
+                    asset=AssetCode(asset),
+                    amount=Amount(amount),
+                    lock=OfflineLock(
+                        owner=PublicKey(fixed or self.new_receive_key().public_key),
+                        unlock_height=unlock,
+                    ),
+                )
+                for amount in amounts
+            ]
+            tx = self._sign_and_record(selection, asset, outputs, height, "offline_fund", memo)
+            result = self._send(tx)
+            txid = tx_id(tx.body)
+            result["coin_ids"] = [coin_id(txid, i).hex() for i in range(len(amounts))]
+            result["unlock_height"] = unlock
+            return result
+
+    def fetch_missing_roots(self) -> int:
+        """Fetch the inclusion proofs that sync could not get yet for the offline coins.
+
+        Returns:
+            How many were fetched (a transaction the node has no proof for yet is skipped).
+
+        Raises:
+            NodeError: the node cannot be reached or refuses otherwise.
+        """
+        with self._lock:
+            missing = sorted(
+                {
+                    stored.created_txid
+                    for stored in self._store.offline_coins()
+                    if self._store.root(stored.created_txid) is None
+                }
+            )
+            roots = self._syncer.fetch_roots(missing)
+            for txid, root in roots:
+                self._store.add_root(txid, root)
+            return len(roots)
+
+    def transfer_coins(
+        self, coins: Sequence[StoredCoin], outputs: Sequence[Coin], *, kind: str, memo: str = ""
+    ) -> Result:
+        """Spend exactly `coins` into `outputs`: sign each with its key, mark pending, send.
+
+        For moves the caller plans itself (a sweep to another wallet, offline coins back to
+        own ones); the outputs must balance the inputs, or the node refuses.
+
+        Args:
+            coins: Unspent coins of this wallet under a `KeyLock` (`own`) or an
+                `OfflineLock` (`offline`) of its keys.
+            outputs: The coins to create.
+            kind: The history kind to record.
+            memo: A note kept in the wallet's history.
+
+        Returns:
+            `{"txid", "height", "code"}`.
+
+        Raises:
+            CoinUnavailableError: a coin is not the wallet's own or offline coin, or is
+                spent or pending.
+            NodeRejection: the node refused (the inputs are released).
+        """
+        with self._lock:
+            height = self._syncer.sync()
+            inputs: list[tuple[CoinId | bytes, PrivateKey]] = []
+            for coin in coins:
+                if coin.role not in (ROLE_OWN, ROLE_OFFLINE):
+                    raise CoinUnavailableError(
+                        f"coin {coin.coin_id.hex()} is a {coin.role} coin; only own and "
+                        "offline coins move this way",
+                        coin_id=coin.coin_id.hex(),
+                        state=coin.role,
+                    )
+                inputs.append((coin.coin_id, self.key(self._key_index(coin))))
+            tx = make_transfer(inputs, list(outputs), self._valid_until(height), self.chain_id)
+            self._record(tx, [coin.coin_id for coin in coins], kind, memo)
+            return self._send(tx)
 
     # -- building and sending ------------------------------------------------------------------
 
