@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from tally.client import NodeClient, make_issue
 from tally.model import Params, encode
 from tally.model.lock import OfflineLock
 from tally.wallet.offline.messages import decode_payment
+from tally.wallet.offline.transport import message_bytes, to_text
 from tests.node.harness import NodeProcess, ServiceProcess, free_port, make_node_dir
 from tests.rules.helpers import CHAIN_ID, CNY_ISSUER, RESERVE_REF, key, make_genesis
 from tests.wallet.offline.chains import outputs_of
@@ -189,3 +192,103 @@ def test_offline_commands_explain_what_is_wrong(node, make_wallet, tmp_path):
         "--out", str(tmp_path / "p.bin"),
     )  # fmt: skip
     assert "not a genesis file" in alice.fails("offline", "setup", "--genesis", str(garbage))
+
+
+def funded_pair(node: ServiceProcess, make_wallet: Any) -> tuple[WalletCli, WalletCli]:
+    """Alice with one 50.00 CNY purse coin, and a merchant synced to see its block."""
+    alice = make_wallet("alice")
+    merchant = make_wallet("merchant")
+    fund(node, alice, 8000)
+    alice.json("offline", "fund", "--asset", "CNY", "--coin", "50.00", "--unlock-in", "200")
+    merchant.json("sync")
+    return alice, merchant
+
+
+def test_offline_payment_over_a_loopback_socket(node, make_wallet):
+    alice, merchant = funded_pair(node, make_wallet)
+    address = f"127.0.0.1:{free_port()}"
+    options = ["--wallet", str(merchant.directory), "--password-file", str(merchant.password_file)]
+    listener = subprocess.Popen(  # the payee's terminal; the payer retries until it listens
+        [sys.executable, "-m", "tally.cli", "wallet", "offline", "receive",
+         "--listen", address, "--timeout", "60", "--json", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        paid = alice.json(
+            "offline", "pay", "--connect", address, "--asset", "CNY", "--amount", "12.00",
+            "--timeout", "60",
+        )  # fmt: skip
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert listener.returncode == 0, err
+    got = json.loads(out)
+    assert paid["answer"]["accepted"] is True
+    assert paid["answer"]["payment_id"] == got["payment_id"] == paid["payment_id"]
+    assert (got["amount"], got["asset"], got["hops"]) == (1200, "CNY", 1)
+    assert paid["answer"]["settle_by"] == got["settle_by"]
+    assert paid["purse"]["CNY"]["amount"] == 3800
+    assert merchant.json("offline", "status")["balance"] == {"CNY": "1200"}
+
+    # Nothing listens any more: the payer says so, and has paid nothing.
+    assert "offline.transport" in alice.fails(
+        "offline", "pay", "--connect", address, "--asset", "CNY", "--amount", "1.00",
+        "--timeout", "0.3",
+    )  # fmt: skip
+    assert alice.json("offline", "status")["balance"] == {"CNY": "3800"}
+    assert "no --hello" in alice.fails(
+        "offline", "pay", "--connect", address, "--hello", "h.bin", "--asset", "CNY",
+        "--amount", "1.00",
+    )  # fmt: skip
+    assert "give a payment FILE, or --listen" in merchant.fails("offline", "receive")
+
+
+def test_offline_hello_and_payment_as_qr_codes(node, make_wallet, tmp_path):
+    alice, merchant = funded_pair(node, make_wallet)
+    png = tmp_path / "hello.png"
+    shown = merchant("offline", "hello", "--qr", "--qr-png", str(png)).stdout
+    assert sum(line.count("█") for line in shown.splitlines()) > 100  # a code was drawn
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "give --out FILE, --qr or --qr-png FILE" in merchant.fails("offline", "hello")
+
+    # What a scanner reads from the code: the text form, fed back to `pay --hello`.
+    hello = tmp_path / "hello.bin"
+    said = merchant.json("offline", "hello", "--out", str(hello))
+    assert said["text"].startswith("tally-offline:")
+    assert message_bytes(said["text"].encode()) == hello.read_bytes()
+    scanned = tmp_path / "hello.txt"
+    scanned.write_text(said["text"] + "\n")
+    payment = tmp_path / "payment.bin"
+    payment_png = tmp_path / "payment.png"
+    paid = alice.json(
+        "offline", "pay", "--hello", str(scanned), "--asset", "CNY", "--amount", "35.20",
+        "--out", str(payment), "--qr-png", str(payment_png),
+    )  # fmt: skip
+    assert paid["qr_png"] == str(payment_png)
+    assert payment_png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    as_text = tmp_path / "payment.txt"  # what scanning the payment's code gives
+    as_text.write_text(to_text(payment.read_bytes()))
+    got = merchant.json("offline", "receive", str(as_text))
+    assert (got["amount"], got["payment_id"]) == (3520, paid["payment_id"])
+
+    # A payment from five purse coins, each with its own root proof, is too large for a code.
+    fund(node, alice, 4000)
+    for _ in range(4):
+        alice.json("offline", "fund", "--asset", "CNY", "--coin", "10.00", "--unlock-in", "200")
+    merchant.json("sync")
+    merchant.json("offline", "hello", "--out", str(hello))
+    big = tmp_path / "big.bin"
+    big_png = tmp_path / "big.png"
+    refused = alice.fails(
+        "offline", "pay", "--hello", str(hello), "--asset", "CNY", "--amount", "50.00",
+        "--out", str(big), "--qr-png", str(big_png),
+    )  # fmt: skip
+    size = len(big.read_bytes())
+    assert f"the payment is {size} bytes, too large for a QR code" in refused
+    assert f"hand over {big}" in refused
+    assert not big_png.exists()
+    got = merchant.json("offline", "receive", str(big))  # the file still carries it
+    assert got["amount"] == 5000
+    assert merchant.json("offline", "status")["balance"] == {"CNY": "8520"}

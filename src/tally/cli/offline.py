@@ -6,6 +6,16 @@ Two devices exchange messages as files (any transport that carries bytes will do
     alice$    tally wallet offline pay --hello hello.bin --asset CNY --amount 35.20 -o pay.bin
     merchant$ tally wallet offline receive pay.bin                  # checked offline
 
+or over a socket, one payment per connection (the payee answers with its verdict):
+
+    merchant$ tally wallet offline receive --listen 127.0.0.1:7400
+    alice$    tally wallet offline pay --connect 127.0.0.1:7400 --asset CNY --amount 35.20
+
+or as QR codes: `hello --qr` prints the hello as a QR code, `--qr-png FILE` (of `hello` and
+`pay`) writes one; a code carries the message's text form (`tally-offline:` and base64url),
+which `pay --hello FILE` and `receive FILE` read as well as the raw bytes. A payment with
+a long chain can be too large for a QR code: then use its file or the socket.
+
 `hello`, `pay`, `receive` and `status` contact no node. `fund` (move coins into the offline
 purse), `settle` (submit every chain the device holds, fetch double-spend proofs), `unlock`
 (purse coins past their unlock height back into ordinary coins) and `migrate` (settle, then
@@ -23,6 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import segno
 import typer
 from rich.table import Table
 
@@ -41,24 +52,37 @@ from tally.model.encoding import decode, tx_id
 from tally.model.genesis import Genesis
 from tally.model.rejection import Rejection
 from tally.services.operator.client import OperatorClient
+from tally.wallet.offline.chain import ReceivedPayment
 from tally.wallet.offline.device import DEFAULT_UNLOCK_IN, OfflineWallet
 from tally.wallet.offline.limits import DEFAULT_LIMITS, OfflineLimits
-from tally.wallet.offline.messages import decode_hello, decode_payment, encode_message
+from tally.wallet.offline.messages import (
+    Hello,
+    OfflinePayment,
+    decode_hello,
+    decode_payment,
+    encode_message,
+)
 from tally.wallet.offline.migration import migrate_wallet
+from tally.wallet.offline.transport import (
+    DEFAULT_TIMEOUT,
+    message_bytes,
+    parse_address,
+    pay_over_socket,
+    serve_once,
+    to_text,
+)
+from tally.wallet.qr import qr_png, qr_terminal
 from tally.wallet.wallet import Wallet
 
 __all__ = ["app"]
 
 app = typer.Typer(
     name="offline",
-    help="Offline payments: fund a purse, pay and receive through files, settle online.",
+    help="Offline payments: fund a purse, pay and receive (files, QR codes, a socket), "
+    "settle online.",
     no_args_is_help=True,
 )
 
-OutOption = Annotated[
-    Path,
-    typer.Option("--out", "-o", metavar="FILE", help="Write the message to FILE."),
-]
 SplitOption = Annotated[
     bool,
     typer.Option("--split/--no-split", help="Pay (or accept) a coin larger than the amount."),
@@ -68,6 +92,29 @@ MultiHopOption = Annotated[
     typer.Option(
         "--multi-hop/--single-hop", help="Pay (or accept) money received offline, not yet settled."
     ),
+]
+AcceptAssetsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--asset", help="Accept this asset; repeatable (default: all).", show_default=False
+    ),
+]
+MaxAmountOption = Annotated[
+    str | None,
+    typer.Option("--max-amount", help="The most to accept in one payment.", show_default=False),
+]
+QrPngOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--qr-png",
+        metavar="FILE",
+        help="Also write the message as a QR code PNG.",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", help="Seconds to wait for the other device, at each step."),
 ]
 
 
@@ -83,6 +130,29 @@ def _write(path: Path, data: bytes) -> None:
         path.write_bytes(data)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _read_message(path: Path) -> bytes:
+    """A message file's bytes: raw, or the text form a QR code carries."""
+    return message_bytes(_read(path))
+
+
+def _write_qr_png(path: Path, data: bytes, what: str, fallback: str) -> None:
+    try:
+        qr_png(to_text(data), path)
+    except segno.DataOverflowError:
+        raise CliError(
+            f"the {what} is {len(data)} bytes, too large for a QR code; {fallback}"
+        ) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _optional_amount(text: str | None) -> int | None:
@@ -245,17 +315,16 @@ def _print_balance(purse: dict[str, Any]) -> None:
 @app.command("hello")
 @reports_errors
 def hello(
-    out: OutOption,
-    assets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--asset", help="Accept this asset; repeatable (default: all).", show_default=False
-        ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="FILE", help="Write the hello to FILE."),
     ] = None,
-    max_amount: Annotated[
-        str | None,
-        typer.Option("--max-amount", help="The most to accept in one payment.", show_default=False),
-    ] = None,
+    qr: Annotated[
+        bool, typer.Option("--qr", help="Print the hello as a QR code for the payer to scan.")
+    ] = False,
+    qr_png_file: QrPngOption = None,
+    assets: AcceptAssetsOption = None,
+    max_amount: MaxAmountOption = None,
     split: SplitOption = True,
     multi_hop: MultiHopOption = True,
     wallet_dir: WalletOption = None,
@@ -263,17 +332,50 @@ def hello(
     as_json: JsonOption = False,
 ) -> None:
     """Write a payee's hello (fresh key and nonce) for the payer's device (no node)."""
+    if out is None and not qr and qr_png_file is None:
+        raise CliError("give --out FILE, --qr or --qr-png FILE")
     with open_wallet(wallet_dir, password_file, None) as wallet, OfflineWallet.open(wallet) as dev:
-        message = dev.hello(
-            assets=[a.upper() for a in assets] if assets else None,
-            split=split,
-            multi_hop=multi_hop,
-            max_amount=_optional_amount(max_amount),
-        )
-    _write(out, encode_message(message))
-    features = message.features
+        message = _make_hello(dev, assets, max_amount, split=split, multi_hop=multi_hop)
+    data = encode_message(message)
+    if out is not None:
+        _write(out, data)
+    if qr_png_file is not None:
+        _write_qr_png(qr_png_file, data, "hello", "write it with --out FILE")
+    terminal = qr_terminal(to_text(data)) if qr else None
     view = {
-        "file": str(out),
+        "file": str(out) if out is not None else None,
+        "qr_png": str(qr_png_file) if qr_png_file is not None else None,
+        "text": to_text(data),
+        **_hello_view(message),
+    }
+    if as_json:
+        emit_json({**view, "qr": terminal} if qr else view)
+        return
+    if terminal is not None:
+        typer.echo(terminal, nl=False)
+    where = [str(p) for p in (out, qr_png_file) if p is not None] + (["the QR code"] if qr else [])
+    console.print(f"hello in {' and '.join(where)}: hand it to the payer's device")
+
+
+def _make_hello(
+    dev: OfflineWallet,
+    assets: list[str] | None,
+    max_amount: str | None,
+    *,
+    split: bool,
+    multi_hop: bool,
+) -> Hello:
+    return dev.hello(
+        assets=[a.upper() for a in assets] if assets else None,
+        split=split,
+        multi_hop=multi_hop,
+        max_amount=_optional_amount(max_amount),
+    )
+
+
+def _hello_view(message: Hello) -> dict[str, Any]:
+    features = message.features
+    return {
         "nonce": message.nonce.hex(),
         "receive_key": bytes(message.receive_key or b"").hex(),
         "assets": list(features.assets),
@@ -281,63 +383,190 @@ def hello(
         "split": features.split,
         "multi_hop": features.multi_hop,
     }
-    if as_json:
-        emit_json(view)
-        return
-    console.print(f"hello written to {out}: hand it to the payer's device")
 
 
 @app.command("pay")
 @reports_errors
 def pay(
-    hello_file: Annotated[Path, typer.Option("--hello", metavar="FILE", help="The payee's hello.")],
     asset: AssetOption,
     amount: AmountOption,
-    out: OutOption,
+    hello_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hello",
+            metavar="FILE",
+            help="The payee's hello (raw, or the text of its QR code).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="FILE", help="Write the payment to FILE."),
+    ] = None,
+    qr_png_file: QrPngOption = None,
+    connect: Annotated[
+        str | None,
+        typer.Option(
+            "--connect",
+            metavar="HOST:PORT",
+            help="Pay the device listening there (`receive --listen`); no files.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     split: SplitOption = True,
     multi_hop: MultiHopOption = True,
     wallet_dir: WalletOption = None,
     password_file: PasswordFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Pay the device whose hello this is, from the purse, into a payment file (no node)."""
-    payee_hello = decode_hello(_read(hello_file))
+    """Pay the device whose hello this is, from the purse (no node).
+
+    Through files: `--hello FILE --out FILE` (and `--qr-png FILE` for a QR code of the
+    payment). Over a socket: `--connect HOST:PORT`, which prints the payee's answer.
+    """
+    if connect is not None:
+        if hello_file is not None or out is not None or qr_png_file is not None:
+            raise CliError(
+                "--connect exchanges the hello and the payment itself: no --hello, "
+                "--out or --qr-png"
+            )
+        _pay_over_socket(connect, asset, amount, timeout, split, multi_hop,
+                         wallet_dir, password_file, as_json)  # fmt: skip
+        return
+    if hello_file is None or out is None:
+        raise CliError("give --hello FILE and --out FILE, or --connect HOST:PORT")
+    payee_hello = decode_hello(_read_message(hello_file))
     minor = parse_amount(amount)
     with open_wallet(wallet_dir, password_file, None) as wallet, OfflineWallet.open(wallet) as dev:
         payment = dev.pay(payee_hello, asset.upper(), minor, split=split, multi_hop=multi_hop)
         purse = _balance(dev)
-    _write(out, encode_message(payment))
-    hop = payment.chain.hops[-1]
-    view = {
-        "file": str(out),
-        "payment_id": tx_id(hop.body).hex(),
-        "asset": payment.asset,
-        **money(int(payment.amount)),
-        "payee": bytes(payment.payee).hex(),
-        "hops": len(payment.chain.hops),
-        "purse": purse,
-    }
+    data = encode_message(payment)
+    _write(out, data)
+    if qr_png_file is not None:
+        _write_qr_png(
+            qr_png_file,
+            data,
+            "payment",
+            f"hand over {out} or pay over a socket (--connect); the payment is made",
+        )
+    view = {"file": str(out), **_payment_view(payment), "purse": purse}
+    if qr_png_file is not None:
+        view["qr_png"] = str(qr_png_file)
     if as_json:
         emit_json(view)
         return
     console.print(
-        f"paid {format_amount(payment.amount)} {payment.asset} offline; hand {out} to the payee"
+        f"paid {format_amount(payment.amount)} {payment.asset} offline; hand "
+        f"{out if qr_png_file is None else qr_png_file} to the payee"
     )
     _print_balance(purse)
+
+
+def _payment_view(payment: OfflinePayment) -> dict[str, Any]:
+    return {
+        "payment_id": tx_id(payment.chain.hops[-1].body).hex(),
+        "asset": payment.asset,
+        **money(int(payment.amount)),
+        "payee": bytes(payment.payee).hex(),
+        "hops": len(payment.chain.hops),
+    }
+
+
+def _pay_over_socket(
+    connect: str,
+    asset: str,
+    amount: str,
+    timeout: float,
+    split: bool,
+    multi_hop: bool,
+    wallet_dir: Path | None,
+    password_file: Path | None,
+    as_json: bool,
+) -> None:
+    """`pay --connect`: read the hello, send the payment, print the payee's answer."""
+    host, port = _address(connect)
+    minor = parse_amount(amount)
+    made: list[OfflinePayment] = []
+    with open_wallet(wallet_dir, password_file, None) as wallet, OfflineWallet.open(wallet) as dev:
+
+        def make_payment(hello_bytes: bytes) -> bytes:
+            payee_hello = decode_hello(hello_bytes)
+            made.append(
+                dev.pay(payee_hello, asset.upper(), minor, split=split, multi_hop=multi_hop)
+            )
+            return encode_message(made[0])
+
+        answer = _read_answer(pay_over_socket(host, port, make_payment, timeout))
+        purse = _balance(dev)
+    view = {**_payment_view(made[0]), "answer": answer, "purse": purse}
+    if not answer.get("accepted"):
+        raise CliError(
+            f"the payee refused the payment: {answer.get('code')}: {answer.get('message')} "
+            "(it is recorded here as sent; settle to learn its fate)"
+        )
+    if as_json:
+        emit_json(view)
+        return
+    console.print(
+        f"paid {format_amount(made[0].amount)} {made[0].asset} offline to {host}:{port}; "
+        f"the payee kept it (settle before height {answer.get('settle_by')})"
+    )
+    _print_balance(purse)
+
+
+def _read_answer(data: bytes) -> dict[str, Any]:
+    try:
+        answer = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise CliError("the payee's answer is not a JSON object")
+    return answer
 
 
 @app.command("receive")
 @reports_errors
 def receive(
-    payment_file: Annotated[Path, typer.Argument(metavar="FILE", help="The payment file.")],
+    payment_file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[FILE]",
+            help="The payment file (raw, or the text of its QR code).",
+            show_default=False,
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="Instead of a file: send a fresh hello to one payer that connects, and "
+            "answer it with the outcome.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    assets: AcceptAssetsOption = None,
+    max_amount: MaxAmountOption = None,
+    split: SplitOption = True,
+    multi_hop: MultiHopOption = True,
     wallet_dir: WalletOption = None,
     password_file: PasswordFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check a payment offline (chain, certificates, signatures, limits) and keep it."""
-    payment = decode_payment(_read(payment_file))
+    """Check a payment offline (chain, certificates, signatures, limits) and keep it.
+
+    `--listen HOST:PORT` takes the `hello` options and serves one payer (`pay --connect`).
+    """
+    if (payment_file is None) == (listen is None):
+        raise CliError("give a payment FILE, or --listen HOST:PORT")
     with open_wallet(wallet_dir, password_file, None) as wallet, OfflineWallet.open(wallet) as dev:
-        received = dev.receive(payment)
+        if listen is not None:
+            message = _make_hello(dev, assets, max_amount, split=split, multi_hop=multi_hop)
+            received = _receive_over_socket(dev, listen, message, timeout, quiet=as_json)
+        elif payment_file is not None:
+            received = dev.receive(decode_payment(_read_message(payment_file)))
     view = {
         "payment_id": received.payment_id.hex(),
         "asset": received.asset,
@@ -354,6 +583,41 @@ def receive(
         f"received {format_amount(received.amount)} {received.asset} offline "
         f"({view['hops']} hops); settle before height {received.deadline}"
     )
+
+
+def _receive_over_socket(
+    dev: OfflineWallet, listen: str, message: Hello, timeout: float, *, quiet: bool
+) -> ReceivedPayment:
+    """`receive --listen`: serve one payer; its payment is kept exactly as from a file."""
+    host, port = _address(listen)
+    outcome: list[ReceivedPayment] = []
+    refusal: list[Rejection] = []
+
+    def on_payment(data: bytes) -> bytes:
+        try:
+            received = dev.receive(decode_payment(data))
+        except Rejection as exc:
+            refusal.append(exc)
+            return msgspec.json.encode({"accepted": False, **exc.to_dict()})
+        outcome.append(received)
+        return msgspec.json.encode(
+            {
+                "accepted": True,
+                "payment_id": received.payment_id.hex(),
+                "asset": received.asset,
+                "amount": received.amount,
+                "settle_by": received.deadline,
+            }
+        )
+
+    def on_listening(address: tuple[str, int]) -> None:
+        if not quiet:
+            console.print(f"waiting for a payer on {address[0]}:{address[1]} (pay --connect)")
+
+    serve_once(host, port, encode_message(message), on_payment, timeout, on_listening=on_listening)
+    if refusal:
+        raise refusal[0]
+    return outcome[0]
 
 
 @app.command("settle")
