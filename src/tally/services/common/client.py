@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any, Self
 
 import httpx
@@ -20,12 +21,12 @@ def to_hex(value: bytes | str) -> str:
     return value.hex() if isinstance(value, bytes | bytearray) else value
 
 
-class Closing:
+class Closing(ABC):
     """A client that is its own context manager: `with Client(...) as client:` closes it."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the connections."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self
