@@ -451,7 +451,10 @@ def demo(
     """
     state, created = prepare(directory, port_base)
     supervisor = Supervisor()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT explicitly too: a shell that starts us in the background ignores it otherwise.
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         start_processes(state, supervisor)
         if not state.flows_done:
@@ -480,7 +483,8 @@ def demo(
         raise CliError(str(exc)) from None
     finally:
         codes = supervisor.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if codes:
             console.print(
                 "stopped: " + ", ".join(f"{name} ({code})" for name, code in codes.items())
