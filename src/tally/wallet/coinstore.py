@@ -32,20 +32,16 @@ block twice changes nothing the second time. The schema version is SQLite's
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from tally.model.coin import Coin
 from tally.model.encoding import decode, encode
 from tally.model.lock import EscrowLock, Lock, OfflineLock
 from tally.model.types import Amount, AssetCode, CoinId, PublicKey, TxId
 from tally.wallet.errors import WalletError
-from tally.wallet.vault import WalletFileError
+from tally.wallet.sqlite_file import SqliteFile
 
 __all__ = [
     "COINS_FILE",
@@ -358,91 +354,13 @@ def _row_to_pending(row: sqlite3.Row) -> PendingTx:
     )
 
 
-class CoinStore:
+class CoinStore(SqliteFile):
     """The wallet's SQLite store; safe to share between threads (one lock serialises use).
 
     Open it with `CoinStore.open`; close it with `close()` or use it as a context manager.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._db = connection
-        self._lock = threading.RLock()
-        self.path = path
-
-    @classmethod
-    def open(cls, path: Path) -> CoinStore:
-        """Open (creating if needed) the store at `path` and bring its schema up to date.
-
-        Args:
-            path: The SQLite file.
-
-        Returns:
-            The open store.
-
-        Raises:
-            WalletFileError: the file was written by a newer version of Tally.
-
-        """
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        store = cls(connection, path)
-        try:
-            store._migrate()
-        except BaseException:
-            connection.close()
-            raise
-        return store
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(_MIGRATIONS):
-            raise WalletFileError(
-                f"{self.path} has schema version {version}; this Tally knows up to "
-                f"{len(_MIGRATIONS)}",
-                path=str(self.path),
-                version=version,
-            )
-        for number in range(version, len(_MIGRATIONS)):
-            with self._transaction() as db:
-                for statement in _MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed on success, rolled back on any exception."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+    MIGRATIONS = tuple(_MIGRATIONS)
 
     # -- keys ----------------------------------------------------------------------------
 

@@ -22,13 +22,9 @@ and a receipt together with the hello it consumes. The schema version is SQLite'
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from tally.model.coin import Coin
 from tally.model.encoding import decode, encode
@@ -39,7 +35,7 @@ from tally.wallet.offline.errors import OfflineReplayError
 from tally.wallet.offline.limits import DEFAULT_LIMITS, OfflineLimits
 from tally.wallet.offline.messages import OfflinePayment, TrustChain, decode_payment, encode_message
 from tally.wallet.offline.purse import OfflineCoin
-from tally.wallet.vault import WalletFileError
+from tally.wallet.sqlite_file import SqliteFile
 
 __all__ = [
     "OFFLINE_FILE",
@@ -260,84 +256,17 @@ def _row_to_payment(row: sqlite3.Row) -> PaymentRecord:
     )
 
 
-class OfflineStore:
+class OfflineStore(SqliteFile):
     """The device's offline SQLite store; one lock serialises its use between threads."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
-        self._db = connection
-        self._lock = threading.RLock()
-        self.path = path
+    MIGRATIONS = tuple(_MIGRATIONS)
 
-    @classmethod
-    def open(cls, path: Path) -> OfflineStore:
-        """Open (creating if needed) the store at `path` and bring its schema up to date.
-
-        Raises:
-            WalletFileError: the file was written by a newer version of Tally.
-        """
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        store = cls(connection, path)
-        try:
-            store._migrate()
-        except BaseException:
-            connection.close()
-            raise
-        return store
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(_MIGRATIONS):
-            raise WalletFileError(
-                f"{self.path} has schema version {version}; this Tally knows up to "
-                f"{len(_MIGRATIONS)}",
-                path=str(self.path),
-                version=version,
+    def _after_migration(self, db: sqlite3.Connection, number: int) -> None:
+        if number == 0:
+            db.execute(
+                "INSERT INTO settings (id, genesis, limits) VALUES (1, NULL, ?)",
+                (encode(DEFAULT_LIMITS),),
             )
-        for number in range(version, len(_MIGRATIONS)):
-            with self._transaction() as db:
-                for statement in _MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                if number == 0:
-                    db.execute(
-                        "INSERT INTO settings (id, genesis, limits) VALUES (1, NULL, ?)",
-                        (encode(DEFAULT_LIMITS),),
-                    )
-                db.execute(f"PRAGMA user_version = {number + 1}")
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
 
     # -- settings --------------------------------------------------------------------------
 
