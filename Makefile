@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 NETWORK ?= tally-net
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench fuzz clean
+.PHONY: run test test-slow test-network-slow test-sim-slow lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +36,14 @@ test: lint
 ## test-slow: the long runs: an hour of fuzzing per decoder, 50 crash-restarts, 500 property runs
 test-slow: $(STAMP)
 	TALLY_FUZZ_SECONDS=3600 TALLY_CRASHES=50 TALLY_SLOW=1 $(BIN)/python -m pytest -q tests/fuzz tests/node/test_crash.py tests/rules/test_properties.py
+
+## test-network-slow: 500 randomized fault schedules on real 4-node consortia (hours)
+test-network-slow: $(STAMP)
+	TALLY_NETWORK_SEEDS=500 $(BIN)/python -m pytest -q tests/network/test_random_faults.py
+
+## test-sim-slow: 100,000 seeds of the PBFT simulation
+test-sim-slow: $(STAMP)
+	TALLY_SIM_SEEDS=100000 $(BIN)/python -m pytest -q tests/consensus/test_pbft_simulation.py
 
 ## bench: throughput and latency figures (see `tally bench --help`)
 bench: $(STAMP)

@@ -1,4 +1,4 @@
-"""The pure layers stay pure: `model`, `crypto` and `rules` import no I/O, clock or randomness."""
+"""Pure code imports no I/O, clock or randomness: `model`, `crypto`, `rules`, PBFT decisions."""
 
 from __future__ import annotations
 
@@ -46,3 +46,15 @@ def test_the_check_notices_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("import os\nfrom time import monotonic\n")
     assert {n for n in _imports(module) if _forbidden(n)} == {"os", "time"}
+
+
+PBFT_DECISIONS = ("messages.py", "actions.py", "replica.py")
+"""The PBFT decision logic: messages and timer events in, actions out (issue 5)."""
+
+
+@pytest.mark.parametrize("module", PBFT_DECISIONS)
+def test_pbft_decision_logic_is_pure(module: str) -> None:
+    path = SRC / "consensus" / "pbft" / module
+    pure_siblings = {f"tally.consensus.pbft.{name.removesuffix('.py')}" for name in PBFT_DECISIONS}
+    offenders = sorted(n for n in _imports(path) if _forbidden(n) and n not in pure_siblings)
+    assert offenders == []

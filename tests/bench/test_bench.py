@@ -109,3 +109,18 @@ def test_bench_refuses_a_malformed_state_growth_list() -> None:
     result = CliRunner().invoke(app, ["bench", "--quick", "--state-growth", "1e6"])
     assert result.exit_code == 1
     assert "comma-separated coin counts" in result.output
+
+
+def test_run_consortium_measures_four_node_processes() -> None:
+    from tally.bench.consortium import run_consortium
+
+    figures = run_consortium(4, transfers=200, rounds=1)
+    assert figures["nodes"] == 4
+    assert figures["consortium_batch"] > 0
+    assert 0 < figures["consortium_p50_ms"] <= figures["consortium_p99_ms"]
+
+
+def test_bench_refuses_a_consortium_smaller_than_four() -> None:
+    result = CliRunner().invoke(app, ["bench", "--quick", "--nodes", "3"])
+    assert result.exit_code != 0
+    assert "at least 4 nodes" in result.output

@@ -21,6 +21,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "rejections.md"
 MODULES = (
     "tally.rules",
     "tally.store",
+    "tally.consensus",
     "tally.node.errors",
     "tally.wallet",
     "tally.services",
@@ -33,6 +34,7 @@ LAYERS = (
     ("tally.model", "Decoding and protocol objects (`tally.model`)"),
     ("tally.rules", "Ledger rules (`tally.rules`)"),
     ("tally.store", "Storage (`tally.store`)"),
+    ("tally.consensus", "Consensus (`tally.consensus`)"),
     ("tally.node", "Node and HTTP API (`tally.node`)"),
     ("tally.wallet", "Wallets and payment requests (`tally.wallet`)"),
     ("tally.services", "Issuer and operator services (`tally.services`)"),

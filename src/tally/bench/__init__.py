@@ -8,6 +8,7 @@ from typing import Any
 
 from tally.bench.api import run_api
 from tally.bench.ceiling import signed_samples, verify_rate
+from tally.bench.consortium import run_consortium
 from tally.bench.machine import machine_info
 from tally.bench.pipeline import PipelineResult, run_pipeline
 from tally.bench.state_growth import run_state_growth
@@ -31,6 +32,7 @@ def run_bench(
     progress: Callable[[str, int, int], None] | None = None,
     api: bool = True,
     state_growth: Sequence[int] = (),
+    nodes: int = 1,
 ) -> dict[str, Any]:
     """Measure the ceiling, the pipeline and the API in one run; medians of several rounds.
 
@@ -38,7 +40,8 @@ def run_bench(
     machine's load during the run shows in both figures. Every ratio divides figures of
     this same run. `api=False` leaves the API figures out (they are then None).
     `state_growth` names the coin counts to prefill for the state-growth figures (none by
-    default: 10 million coins take several minutes to prepare).
+    default: 10 million coins take several minutes to prepare). `nodes` ≥ 4 adds the figures
+    of a PBFT consortium of that many node processes (`consortium`), next to `api_batch`.
     """
     rounds = rounds or (3 if quick else 5)
     transfers = transfers or (5_000 if quick else 20_000)
@@ -60,6 +63,12 @@ def run_bench(
             state_growth, transfers=transfers, rounds=rounds, progress=progress
         )
         ceilings.append(verify_rate(samples))
+    consortium = None
+    if nodes > 1:
+        api_rounds = 1 if quick else 3
+        api_transfers = min(transfers, 2_000 if quick else 10_000)
+        consortium = run_consortium(nodes, api_transfers, api_rounds, progress=progress)
+        ceilings.append(verify_rate(samples))
     ceiling = statistics.median(ceilings)
     pipeline = statistics.median(r.rate for r in runs)
     api_batch = api_figures.get("api_batch")
@@ -73,6 +82,7 @@ def run_bench(
         "ratio_pipeline": round(pipeline / ceiling, 3),
         "ratio_api": None if api_batch is None else round(api_batch / ceiling, 3),
         "state_growth": growth,
+        "consortium": _with_ratios(consortium, api_batch, ceiling),
         "rounds": rounds,
         "transfers_per_round": transfers,
         "ceiling_runs": [round(c, 1) for c in ceilings],
@@ -89,3 +99,17 @@ def run_bench(
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _with_ratios(
+    consortium: dict[str, Any] | None, api_batch: float | None, ceiling: float
+) -> dict[str, Any] | None:
+    """The consortium figures with their ratios to the single node's and to the ceiling."""
+    if consortium is None:
+        return None
+    rate = consortium["consortium_batch"]
+    return {
+        **consortium,
+        "vs_single_node": None if not api_batch else round(rate / api_batch, 3),
+        "ratio_ceiling": round(rate / ceiling, 3),
+    }

@@ -33,7 +33,7 @@ from tally.model.encoding import encode
 from tally.node.config import render_config
 from tally.node.keyfile import write_key
 
-__all__ = ["ApiResult", "node_process", "run_api"]
+__all__ = ["ApiResult", "node_process", "serving_node", "run_api", "fund_and_sign", "load"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -79,7 +79,13 @@ def node_process(directory: Path) -> Iterator[str]:
     write_key(directory / "node.key", _NODE, label="bench node")
     port = _free_port()
     (directory / "node.toml").write_text(render_config("bench", "node.key", "genesis.bin", port))
-    url = f"http://127.0.0.1:{port}"
+    with serving_node(directory, f"http://127.0.0.1:{port}") as url:
+        yield url
+
+
+@contextmanager
+def serving_node(directory: Path, url: str) -> Iterator[str]:
+    """Run the node configured in `directory` as a process until the block ends."""
     with (directory / "node.log").open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, fixed arguments
             [sys.executable, "-m", "tally.node", str(directory)], stdout=log, stderr=log
@@ -110,7 +116,8 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the bench node did not answer within {_START_TIMEOUT_S:g} s")
 
 
-def _fund_and_sign(url: str, count: int, nonce_base: int) -> list[bytes]:
+def fund_and_sign(url: str, count: int, nonce_base: int) -> list[bytes]:
+    """Issue `count` coins through the node at `url`, then sign one transfer of each."""
     issues, coins = _funding(count, nonce_base)
     body = msgspec.msgpack.encode([encode(tx) for tx in issues])
     response = httpx.post(
@@ -127,7 +134,8 @@ def _fund_and_sign(url: str, count: int, nonce_base: int) -> list[bytes]:
     return _transfers(coins, height + 900)
 
 
-def _load(url: str, raws: list[bytes], directory: Path, mode: list[str]) -> ApiResult:
+def load(url: str, raws: list[bytes], directory: Path, mode: list[str]) -> ApiResult:
+    """Send `raws` to `url` from a load-generator process (`tally.bench.load` `mode`)."""
     path = directory / "load.bin"
     path.write_bytes(msgspec.msgpack.encode(raws))
     done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
@@ -146,7 +154,8 @@ def _load(url: str, raws: list[bytes], directory: Path, mode: list[str]) -> ApiR
     )
 
 
-def _percentile(values: list[float], fraction: float) -> float:
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
@@ -169,7 +178,7 @@ def run_api(
         with node_process(base / "node") as url:
             runs = 3 * rounds
             for run in range(runs):
-                raws = _fund_and_sign(url, transfers, nonce_base=(run + 1) * 10_000_000)
+                raws = fund_and_sign(url, transfers, nonce_base=(run + 1) * 10_000_000)
                 kind = ("batch", "single", "paced")[run % 3]
                 if kind == "batch":
                     mode = ["batch", str(_BATCH_SIZE), str(_BATCH_INFLIGHT)]
@@ -178,14 +187,14 @@ def run_api(
                 else:
                     rate = statistics.median(batch) / 2
                     mode = ["paced", f"{rate:.1f}", str(_PACED_BATCH)]
-                result = _load(url, raws, base, mode)
+                result = load(url, raws, base, mode)
                 if kind == "batch":
                     batch.append(result.rate)
                 elif kind == "single":
                     single.append(result.rate)
                 else:
-                    p50.append(_percentile(result.latencies_ms, 0.50))
-                    p99.append(_percentile(result.latencies_ms, 0.99))
+                    p50.append(percentile(result.latencies_ms, 0.50))
+                    p99.append(percentile(result.latencies_ms, 0.99))
                 report("api", run + 1, runs)
     return {
         "api_batch": statistics.median(batch),

@@ -20,6 +20,7 @@ _STAGES = {
     "sign": "signing transfers",
     "measure": "measured rounds",
     "api": "API runs (node process)",
+    "consortium": "consortium runs (node processes)",
     "fill": "committing blocks",
     "pages": "timing pages",
 }
@@ -62,6 +63,14 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            "--nodes",
+            help="Also run a PBFT consortium of this many node processes (4 or more) and "
+            "report its committed transfers per second next to the single node's.",
+        ),
+    ] = 1,
     blocks: Annotated[
         int, typer.Option("--blocks", help="Blocks in the store for --explorer.", min=10)
     ] = 100_000,
@@ -78,6 +87,8 @@ def bench(
     With `--explorer`, it fills a store with `--blocks` blocks instead and reports the
     median render time of every explorer page (the budget is 300 ms a page).
     """
+    if nodes != 1 and nodes < 4:
+        raise CliError(f"--nodes {nodes}: a PBFT consortium needs at least 4 nodes (n = 3f+1)")
     from tally.bench import run_bench  # the benchmarks pull in the whole node
     from tally.explorer.bench import bench_explorer
 
@@ -108,6 +119,7 @@ def bench(
                     progress=report,
                     api=not no_api,
                     state_growth=_sizes(state_growth),
+                    nodes=nodes,
                 )
         except OSError as exc:
             raise CliError(f"the benchmark could not use its temporary directory: {exc}") from None
@@ -136,6 +148,22 @@ def bench(
         table.add_row("p50_ms", f"{figures['p50_ms']:,.1f}", "submit to commit, half api_batch")
         table.add_row("p99_ms", f"{figures['p99_ms']:,.1f}", "submit to commit, half api_batch")
         table.add_row("ratio_api", f"{figures['ratio_api']:.3f}", "api_batch / ceiling")
+    consortium = figures.get("consortium")
+    if consortium is not None:
+        table.add_row(
+            f"{consortium['nodes']} nodes",
+            f"{consortium['consortium_batch']:,.0f}/s",
+            "committed, PBFT consortium, POST /v1/txs/batch to node0",
+        )
+        table.add_row(
+            f"{consortium['nodes']} nodes p50/p99",
+            f"{consortium['consortium_p50_ms']:,.0f}/{consortium['consortium_p99_ms']:,.0f} ms",
+            "submit to commit, half the consortium rate",
+        )
+        if consortium["vs_single_node"] is not None:
+            table.add_row(
+                "vs_single_node", f"{consortium['vs_single_node']:.3f}", "consortium / api_batch"
+            )
     growth = figures["state_growth"]
     if growth is not None:
         for size, row in growth["sizes"].items():

@@ -2,15 +2,27 @@
 
 ```
 DIR/
-  network.toml          chain id, address prefix, API URL, key paths (relative to DIR)
+  network.toml          chain id, address prefix, API URLs, key paths (relative to DIR)
   genesis.bin           the canonical genesis
   keys/admin.key        the consortium admin
   keys/issuer-CNY.key   one issuer key per asset
-  keys/node0.key        the node's key
+  keys/node0.key        the node's consensus key (Schnorr)
   node0/node.toml       the node's configuration; its data goes to node0/data
 ```
 
-Key files are written with mode 0600 by `tally.node.keyfile.write_key`.
+A consortium (`--nodes N`, N ≥ 4) has nodes node0 … node{N-1}, each with its directory and
+consensus key, and besides them:
+
+```
+  keys/root.crt         the consortium root certificate (DER; genesis carries it too)
+  keys/root.pem         the same in PEM, for tools such as openssl
+  keys/root.key         the root's private key: keep it offline, it admits members
+  keys/nodeI.crt        node I's TLS certificate, issued under the root for its consensus key
+  keys/nodeI-tls.key    that certificate's private key
+```
+
+Secret key files are written with mode 0600 (by `tally.node.keyfile.write_key` for the
+Schnorr keys).
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ from tally.model.params import Params
 from tally.model.rejection import Rejection
 from tally.model.types import AssetCode, PublicKey, is_valid_asset_code
 from tally.node.config import render_config
+from tally.node.consortium import P2P_OFFSET, api_url, write_certificates, write_node_dirs
 from tally.node.keyfile import new_key, write_key
 
 __all__ = [
@@ -39,6 +52,8 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_ASSETS",
     "NODE_NAME",
+    "P2P_PORT_OFFSET",
+    "MIN_CONSORTIUM",
     "NetworkError",
     "Network",
     "load_network",
@@ -51,6 +66,12 @@ DEFAULT_CHAIN_ID = "tally-dev"
 DEFAULT_PORT = 7545
 DEFAULT_ASSETS = ("CNY", "USD")
 NODE_NAME = "node0"
+P2P_PORT_OFFSET = P2P_OFFSET
+"""Node I's peer transport listens on the API base port + this + I unless told otherwise."""
+MIN_CONSORTIUM = 4
+"""The fewest nodes of a PBFT consortium: n = 3f + 1 tolerates f faulty nodes, f ≥ 1."""
+_NODE_FILE = re.compile(r"node\d+(\.key|\.crt|-tls\.key)")
+_NODE_DIR = re.compile(r"node\d+")
 _CHAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -69,7 +90,9 @@ class Network:
     hrp: str
     """The address prefix."""
     api: str
-    """The node API's base URL."""
+    """The node API's base URL (node0's in a consortium)."""
+    apis: tuple[str, ...] = ()
+    """Every node's API base URL, node0's first; `(api,)` for a single node."""
     genesis_file: Path | None = None
     """The canonical genesis, if the directory has it."""
     admin_key: Path | None = None
@@ -78,6 +101,10 @@ class Network:
     """Node key files by node name."""
     issuer_keys: dict[str, Path] = field(default_factory=dict)
     """Issuer key files by asset code."""
+
+    def __post_init__(self) -> None:
+        if not self.apis:
+            object.__setattr__(self, "apis", (self.api,))
 
     def params(self) -> Params:
         """The network parameters of genesis (the defaults if the directory has no genesis).
@@ -143,11 +170,16 @@ def load_network(directory: Path) -> Network:
         raise NetworkError(f"{path} is not valid TOML: {exc}") from None
     keys = _paths(document, "keys", root, path)
     genesis = document.get("genesis")
+    api = _string(document, "api", path)
+    apis = document.get("apis", [api])
+    if not isinstance(apis, list) or not apis or not all(isinstance(a, str) and a for a in apis):
+        raise NetworkError(f"{path}: setting 'apis' must be a list of API URLs")
     return Network(
         root=root.resolve(),
         chain_id=_string(document, "chain_id", path),
         hrp=_string(document, "hrp", path),
-        api=_string(document, "api", path),
+        api=api,
+        apis=tuple(apis),
         genesis_file=(root / genesis).resolve() if isinstance(genesis, str) else None,
         admin_key=keys.pop("admin", None),
         node_keys=keys,
@@ -155,18 +187,25 @@ def load_network(directory: Path) -> Network:
     )
 
 
-def _render_network(chain_id: str, hrp: str, port: int, assets: tuple[str, ...]) -> str:
+def _render_network(
+    chain_id: str, hrp: str, port: int, assets: tuple[str, ...], nodes: int = 1
+) -> str:
     # json.dumps writes every string as a valid TOML basic string.
+    names = [f"node{index}" for index in range(nodes)]
     lines = [
         "# A Tally development network, made by `tally init`. Paths are relative to this file.",
         f"chain_id = {json.dumps(chain_id)}",
         f"hrp = {json.dumps(hrp)}",
-        f"api = {json.dumps(f'http://127.0.0.1:{port}')}",
+        f"api = {json.dumps(api_url(port))}",
+    ]
+    if nodes > 1:  # a single node's file stays as it always was: `apis` defaults to `[api]`
+        lines.append(f"apis = {json.dumps([api_url(port + i) for i in range(nodes)])}")
+    lines += [
         'genesis = "genesis.bin"',
         "",
         "[keys]",
         'admin = "keys/admin.key"',
-        f'{NODE_NAME} = "keys/{NODE_NAME}.key"',
+        *(f'{name} = "keys/{name}.key"' for name in names),
         "",
         "[issuers]",
         *(f'{asset} = "keys/issuer-{asset}.key"' for asset in assets),
@@ -181,10 +220,30 @@ def _made_by_init(root: Path) -> list[Path]:
         root / NETWORK_FILE,
         root / "genesis.bin",
         keys / "admin.key",
-        keys / f"{NODE_NAME}.key",
         *keys.glob("issuer-*.key"),
-        root / NODE_NAME,
+        *keys.glob("root.*"),
+        *(path for path in keys.glob("node*") if _NODE_FILE.fullmatch(path.name)),
+        *(path for path in root.glob("node*") if _NODE_DIR.fullmatch(path.name)),
     ]
+
+
+def _check_nodes(nodes: int, port: int, p2p_port: int) -> None:
+    if nodes < 1 or 1 < nodes < MIN_CONSORTIUM:
+        raise NetworkError(
+            f"--nodes {nodes}: use 1 for a development node, or {MIN_CONSORTIUM} or more for a "
+            f"PBFT consortium; n = 3f + 1 nodes tolerate f faulty ones, so it takes "
+            f"{MIN_CONSORTIUM} nodes to tolerate one fault"
+        )
+    for base, what in ((port, "port"), (p2p_port, "p2p port")):
+        if not 1 <= base <= 65535 - (nodes - 1):
+            raise NetworkError(
+                f"{what} {base} is not in 1 … {65535 - (nodes - 1)} (node I uses {what} + I)"
+            )
+    if nodes > 1 and abs(port - p2p_port) < nodes:
+        raise NetworkError(
+            f"API ports {port} … {port + nodes - 1} and p2p ports {p2p_port} … "
+            f"{p2p_port + nodes - 1} overlap; choose another --p2p-port"
+        )
 
 
 def create_network(
@@ -195,17 +254,23 @@ def create_network(
     assets: tuple[str, ...] = DEFAULT_ASSETS,
     force: bool = False,
     hrp: str = DEFAULT_HRP,
+    nodes: int = 1,
+    p2p_port: int | None = None,
 ) -> Network:
-    """Create a single-node development network in `directory`.
+    """Create a development network in `directory`: one node, or a PBFT consortium.
 
     Args:
         directory: Where to create it; must be absent or empty unless `force`.
         chain_id: The chain id, 1 to 64 letters, digits, `.`, `_` or `-`.
-        port: The node API's port on 127.0.0.1.
+        port: The API port of node0 on 127.0.0.1; node I serves on `port + I`.
         assets: The asset codes to register, each with a new issuer key.
         force: Replace what an earlier `tally init` wrote there (keys, genesis and the
-            node's data are lost; other files are left alone).
+            nodes' data are lost; other files are left alone).
         hrp: The address prefix.
+        nodes: 1 for a solo node, or at least `MIN_CONSORTIUM` for a PBFT consortium with
+            a root certificate in genesis and a member certificate per node.
+        p2p_port: Node0's peer transport port; node I listens on `p2p_port + I` (default:
+            `port + P2P_PORT_OFFSET`). Unused by a solo node.
 
     Returns:
         The new network.
@@ -218,6 +283,8 @@ def create_network(
         raise NetworkError(f"chain id {chain_id!r}: use 1 to 64 letters, digits, '.', '_' or '-'")
     if not 1 <= port <= 65535:
         raise NetworkError(f"port {port} is not in 1 … 65535")
+    p2p_base = port + P2P_PORT_OFFSET if p2p_port is None else p2p_port
+    _check_nodes(nodes, port, p2p_base)
     bad = [asset for asset in assets if not is_valid_asset_code(asset)]
     if bad or not assets or len(set(assets)) != len(assets):
         raise NetworkError(
@@ -247,7 +314,11 @@ def create_network(
 
     admin = new("admin.key", f"{chain_id} admin")
     issuers = {asset: new(f"issuer-{asset}.key", f"{chain_id} {asset} issuer") for asset in assets}
-    node = new(f"{NODE_NAME}.key", f"{chain_id} {NODE_NAME}")
+    names = [f"node{index}" for index in range(nodes)]
+    node_keys = {name: new(f"{name}.key", f"{chain_id} {name}") for name in names}
+    root_certificate = b""
+    if nodes > 1:
+        root_certificate = write_certificates(keys_dir, chain_id, node_keys)
     genesis = Genesis(
         chain_id=chain_id,
         hrp=hrp,
@@ -259,13 +330,19 @@ def create_network(
             AssetEntry(asset=AssetCode(asset), issuer=PublicKey(key.public_key))
             for asset, key in issuers.items()
         ),
-        members=(Member(name=NODE_NAME, key=PublicKey(node.public_key)),),
+        members=tuple(
+            Member(name=name, key=PublicKey(key.public_key)) for name, key in node_keys.items()
+        ),
+        root_certificate=root_certificate,
     )
     (root / "genesis.bin").write_bytes(encode(genesis))
-    node_dir = root / NODE_NAME
-    node_dir.mkdir()
-    (node_dir / "node.toml").write_text(
-        render_config(NODE_NAME, f"../keys/{NODE_NAME}.key", "../genesis.bin", port)
-    )
-    (root / NETWORK_FILE).write_text(_render_network(chain_id, hrp, port, assets))
+    if nodes == 1:
+        node_dir = root / names[0]
+        node_dir.mkdir()
+        (node_dir / "node.toml").write_text(
+            render_config(names[0], f"../keys/{names[0]}.key", "../genesis.bin", port)
+        )
+    else:
+        write_node_dirs(root, names, port, p2p_base)
+    (root / NETWORK_FILE).write_text(_render_network(chain_id, hrp, port, assets, nodes))
     return load_network(root)

@@ -6,6 +6,12 @@ encoding. Decoding is strict: it rejects malformed, truncated and trailing bytes
 and bytes that decode but do not re-encode to exactly the input (msgspec itself accepts an
 integer encoded wider than needed; we do not, since two encodings would give two ids).
 Every failure is a `Rejection`; nothing else escapes a decoder.
+
+A field added to an object after its first release comes last, with a default, and the
+object says `omit_defaults=True`: its trailing fields left at their defaults are not written,
+so every object that does not use the new field keeps the bytes and ids it always had. msgspec
+writes every field of an `array_like` struct whatever that option says, so `encode` leaves
+them out itself (`Genesis` is the one such object, and is only ever encoded on its own).
 """
 
 from __future__ import annotations
@@ -46,10 +52,31 @@ T = TypeVar("T")
 
 _encoder = msgspec.msgpack.Encoder()
 _decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+_OMITS_TRAILING_DEFAULTS = frozenset({Genesis})
+"""Untagged `array_like` structs with `omit_defaults=True`, whose trailing defaults `encode`
+leaves out (msgspec does not for array-like structs)."""
+
+
+def _without_trailing_defaults(obj: msgspec.Struct) -> tuple[Any, ...]:
+    """The values of `obj`'s fields, less the trailing ones equal to their defaults.
+
+    A tuple of the values encodes exactly as the struct would, element for element; a
+    nested struct inside it is still encoded by msgspec.
+    """
+    fields = msgspec.structs.fields(obj)
+    values = [getattr(obj, field.name) for field in fields]
+    end = len(values)
+    while end and fields[end - 1].default is not msgspec.NODEFAULT:
+        if values[end - 1] != fields[end - 1].default:
+            break
+        end -= 1
+    return tuple(values[:end])
 
 
 def encode(obj: object) -> bytes:
     """The canonical bytes of a protocol object."""
+    if type(obj) in _OMITS_TRAILING_DEFAULTS and isinstance(obj, msgspec.Struct):
+        return _encoder.encode(_without_trailing_defaults(obj))
     return _encoder.encode(obj)
 
 
@@ -107,7 +134,7 @@ def decode(data: bytes, kind: type[T], *, max_bytes: int | None = None) -> T:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise MalformedError(f"not a valid encoding: {exc}") from None
-    if _encoder.encode(obj) != data:
+    if encode(obj) != data:
         raise NonCanonicalError("bytes decode but are not the canonical encoding of the object")
     return obj
 
@@ -134,7 +161,7 @@ def block_hash(header: Header) -> BlockHash:
 
 def genesis_hash(genesis: Genesis) -> Hash32:
     """The hash the first block's `prev_hash` points to."""
-    return Hash32(tagged_hash("tally/genesis", _encoder.encode(genesis)))
+    return Hash32(tagged_hash("tally/genesis", encode(genesis)))
 
 
 prepare_decoders(SignedTx, Block, Header, Coin, Receipt, CommitCertificate, Genesis, list[bytes])

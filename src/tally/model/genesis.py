@@ -32,8 +32,16 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """The key that signs commit certificates."""
 
 
-class Genesis(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """Chain id, parameters, admins, registered assets and members at height 0."""
+class Genesis(msgspec.Struct, frozen=True, kw_only=True, array_like=True, omit_defaults=True):
+    """Chain id, parameters, admins, registered assets and members at height 0.
+
+    Fields added after the first release have defaults and come last, and
+    `tally.model.encoding.encode` leaves trailing fields at their defaults out of the array,
+    so a genesis that does not use a later field keeps the encoding (and hash) it always had;
+    an array that spells such a default out is refused as non-canonical. That trimming
+    applies to a genesis encoded on its own: never nest one inside another object, carry its
+    encoding as bytes instead.
+    """
 
     chain_id: str
     """The network's id; every sighash and header carries it."""
@@ -51,3 +59,6 @@ class Genesis(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     """Assets registered at genesis."""
     members: tuple[Member, ...]
     """Consensus members at genesis."""
+    root_certificate: bytes = b""
+    """DER of the consortium's root CA certificate, under which every member's TLS
+    certificate is issued; empty on a single-node development network."""

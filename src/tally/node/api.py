@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tally.model.address import parse_address
+from tally.model.encoding import encode
 from tally.model.rejection import Rejection
 from tally.model.types import CoinId, Height, PublicKey, TxId
 from tally.node.core import Node, TxResult
@@ -209,6 +210,21 @@ def create_app(node: Node, *, verify_threads: int = 0) -> FastAPI:
     @app.get("/v1/blocks/{height}")
     def get_block(height: str) -> dict[str, Any]:
         return _block_view(node, Height(parse_height(height)), hrp)
+
+    @app.get("/v1/blocks/{height}/certified")
+    def get_certified_block(height: str) -> Response:
+        """The block's canonical bytes and its certificate's, as a MessagePack pair.
+
+        What observers and lagging nodes fetch: they check the certificate against the
+        members' keys and re-execute the block before they keep it.
+        """
+        found = node.committed_block(parse_height(height))
+        if found is None:
+            raise NotFoundError(f"no block at height {height}", height=height)
+        raw, certificate = found
+        return Response(
+            content=encode((raw, encode(certificate))), media_type="application/octet-stream"
+        )
 
     @app.get("/v1/supply")
     def get_supply() -> dict[str, Any]:

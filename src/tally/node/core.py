@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +24,17 @@ from tally.crypto.commitment import StateCommitment
 from tally.crypto.schnorr import PrivateKey
 from tally.model.block import Block, CommitCertificate
 from tally.model.coin import Coin
-from tally.model.encoding import block_hash, decode_tx, encode, tx_id
-from tally.model.genesis import Genesis
+from tally.model.encoding import block_hash, decode_tx, encode, genesis_hash, tx_id
+from tally.model.genesis import Genesis, Member
 from tally.model.lock import OfflineLock
+from tally.model.rejection import Rejection
 from tally.model.tx import SignedTx, Transfer
 from tally.model.types import AssetCode, BlockHash, CoinId, Height, PublicKey, TxId
 from tally.node.errors import MempoolConflictError, ShuttingDownError
 from tally.node.mempool import Mempool, Pending, TxResult
 from tally.node.verifier import VerifyCache
 from tally.rules.apply import BlockOutcome, apply_block, validate_tx
-from tally.rules.block import build_header
+from tally.rules.block import build_header, execute_block
 from tally.rules.state import BlockContext, Governance, Supply
 from tally.store.ledger import LedgerSnapshot, LedgerStore, TxRecord
 
@@ -53,7 +54,9 @@ class BlockProposal:
     block: Block
     outcome: BlockOutcome
     txids: list[TxId]
-    entries: list[Pending]
+    entries: Sequence[Pending | None]
+    """This node's mempool entry of each transaction, None where it has none (a block
+    received from another node may hold transactions this node never saw)."""
     block_hash: BlockHash
 
 
@@ -193,6 +196,11 @@ class Node:
         self.committed_txs = 0
         self.on_block: list[Callable[[BlockProposal, float], None]] = []
         """Hooks called after each durable commit (metrics), with the commit's duration."""
+        self.extra_status: list[Callable[[], dict[str, Any]]] = []
+        """Fields the orderer adds to `status` (view and primary under PBFT)."""
+        self.on_admitted: list[Callable[[SignedTx], None]] = []
+        """Hooks called with each transaction a client submitted here once it is pending
+        (a consortium node forwards it to its peers)."""
 
     @classmethod
     def create(
@@ -251,8 +259,19 @@ class Node:
         txid = tx_id(tx.body)
         return txid, self.admit_tx(tx, txid)
 
-    def admit_tx(self, tx: SignedTx, txid: TxId) -> Future[TxResult]:
-        """Like `admit`, for a transaction already decoded, with its id."""
+    def admit_tx(self, tx: SignedTx, txid: TxId, *, forwarded: bool = False) -> Future[TxResult]:
+        """Like `admit`, for a transaction already decoded, with its id.
+
+        `forwarded` is for a transaction a peer forwarded: the `on_admitted` hooks are not
+        called for it, so that it is not forwarded again.
+        """
+        future = self._admit_checked(tx, txid)
+        if not forwarded and not future.done():
+            for hook in self.on_admitted:
+                hook(tx)
+        return future
+
+    def _admit_checked(self, tx: SignedTx, txid: TxId) -> Future[TxResult]:
         if self._stopping:
             raise ShuttingDownError("the node is stopping")
         # Every read of the admission comes from one snapshot (one read transaction).
@@ -356,6 +375,56 @@ class Node:
             self._in_flight.append(proposal)
         return proposal
 
+    def receive_block(self, block: Block) -> BlockProposal:
+        """Execute a block another node proposed on top of the last committed block.
+
+        Proposals not yet committed are dropped first (their transactions wait again): a
+        consortium node has at most one block in progress. The block's transactions that wait
+        here are taken out of the waiting list until it is committed or dropped.
+
+        Raises:
+            Rejection: the block does not follow the tip or does not match its execution
+                here (`block.mismatch`), or a transaction in it is too large.
+        """
+        self.discard_proposals()
+        txids = [tx_id(tx.body) for tx in block.txs]
+        with self.store.reader() as snapshot:
+            height, tip_hash = snapshot.tip()
+            outcome = execute_block(
+                snapshot,
+                block,
+                self.chain_id,
+                Height(height + 1),
+                tip_hash,
+                self.verifier.verify_once,
+                txids,
+            )
+        proposal = BlockProposal(
+            block=block,
+            outcome=outcome,
+            txids=txids,
+            entries=self.mempool.claim(txids),
+            block_hash=block_hash(block.header),
+        )
+        with self._in_flight_lock:
+            self._in_flight.append(proposal)
+        return proposal
+
+    def discard_proposals(self) -> None:
+        """Drop every block proposed or received and not committed; its transactions wait again."""
+        with self._in_flight_lock:
+            dropped, self._in_flight = self._in_flight, []
+        for proposal in dropped:
+            self.mempool.release([entry for entry in proposal.entries if entry is not None])
+
+    def proposal(self, digest: bytes) -> BlockProposal | None:
+        """The block in progress with hash `digest`, if this node proposed or received it."""
+        with self._in_flight_lock:
+            for proposal in self._in_flight:
+                if proposal.block_hash == digest:
+                    return proposal
+        return None
+
     def commit(self, proposal: BlockProposal, certificate: CommitCertificate) -> None:
         """Write the block in one durable transaction, then acknowledge and publish it."""
         started = time.perf_counter()
@@ -365,19 +434,61 @@ class Node:
         with self._in_flight_lock:
             if proposal in self._in_flight:
                 self._in_flight.remove(proposal)
-        self.mempool.remove(proposal.entries)
+        self.mempool.remove([entry for entry in proposal.entries if entry is not None])
         height = block.header.height
         for index, (entry, receipt) in enumerate(
             zip(proposal.entries, proposal.outcome.receipts, strict=True)
         ):
-            if not entry.future.done():
+            if entry is not None and not entry.future.done():
                 entry.future.set_result(
                     TxResult(txid=entry.txid, height=height, index=index, receipt=receipt)
                 )
-        self.committed_txs += len(proposal.entries)
+        self.committed_txs += len(proposal.txids)
         for hook in self.on_block:
             hook(proposal, elapsed)
         self._publish(_block_event(proposal))
+
+    # -- what a consortium orderer (PBFT) needs besides ----------------------------------------
+
+    def committed_height(self) -> int:
+        """Height of the last committed block."""
+        return int(self.store.tip()[0])
+
+    def committed_digest(self, height: int) -> bytes | None:
+        """Hash of the committed block at `height`; the genesis hash at 0."""
+        if height == 0:
+            return genesis_hash(self.genesis)
+        certificate = self.store.certificate(Height(height))
+        return None if certificate is None else bytes(certificate.block_hash)
+
+    def committed_block(self, height: int) -> tuple[bytes, CommitCertificate] | None:
+        """The canonical bytes and the certificate of the committed block at `height`."""
+        raw = self.store.block_bytes(Height(height))
+        certificate = self.store.certificate(Height(height))
+        return None if raw is None or certificate is None else (raw, certificate)
+
+    def members(self) -> tuple[Member, ...]:
+        """The consensus members in force."""
+        return self.store.governance().members
+
+    def has_work(self) -> bool:
+        """Whether transactions wait here to be committed."""
+        return len(self.mempool) > 0
+
+    def admit_forwarded(self, raw: bytes) -> None:
+        """Admit a transaction a peer forwarded; a refusal is only logged.
+
+        The peer's client got its own answer from that peer.
+        """
+        try:
+            tx = decode_tx(raw, self.store.governance().params)
+            self.admit_tx(tx, tx_id(tx.body), forwarded=True)
+        except Rejection as rejection:
+            log.debug("forwarded transaction refused: %s", rejection.code)
+
+    def watch_admitted(self, hook: Callable[[bytes], None]) -> None:
+        """Call `hook` with the canonical bytes of each transaction a client submitted here."""
+        self.on_admitted.append(lambda tx: hook(encode(tx)))
 
     # -- events --------------------------------------------------------------------------------
 
@@ -429,6 +540,7 @@ class Node:
             "mempool_size": len(self.mempool),
             "committed_txs": self.committed_txs,
             "healthy": self.fatal is None,
+            **{key: value for extra in self.extra_status for key, value in extra().items()},
         }
 
 

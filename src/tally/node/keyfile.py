@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tally.crypto.schnorr import PrivateKey
 
-__all__ = ["write_key", "read_key", "new_key", "KeyFileError"]
+__all__ = ["write_key", "write_secret", "read_key", "new_key", "KeyFileError"]
 
 
 class KeyFileError(Exception):
@@ -22,18 +22,22 @@ def new_key() -> PrivateKey:
 
 def write_key(path: Path, key: PrivateKey, *, label: str = "") -> None:
     """Write `key` to `path`, created with mode 0600; refuses to overwrite an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "kind": "tally-key",
         "label": label,
         "public_key": key.public_key.hex(),
         "secret_key": key.to_bytes().hex(),
     }
+    write_secret(path, (json.dumps(document, indent=2) + "\n").encode())
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a secret file (a key) with mode 0600; refuses to overwrite an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: a key file is never silently replaced, which would lose the old key's money.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(document, out, indent=2)
-        out.write("\n")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 def read_key(path: Path) -> PrivateKey:

@@ -130,6 +130,28 @@ class Mempool:
                 del waiting[entry.txid]
             return batch
 
+    def claim(self, txids: list[TxId]) -> list[Pending | None]:
+        """Take the entries of `txids` out of the waiting list, as `take` does; None for unknown.
+
+        For a block received from another node: its transactions here must not go into a
+        block this node proposes, until `release` gives them back if the block is dropped.
+        """
+        with self._lock:
+            entries = [self._pending.get(txid) for txid in txids]
+            for entry in entries:
+                if entry is not None:
+                    self._waiting.pop(entry.txid, None)
+            return entries
+
+    def release(self, entries: list[Pending]) -> None:
+        """Give taken entries back to the waiting list (their block was not committed)."""
+        with self._lock:
+            for entry in entries:
+                if entry.txid in self._pending:
+                    self._waiting[entry.txid] = entry
+            if self._waiting:
+                self._has_work.notify_all()
+
     def remove(self, entries: list[Pending]) -> None:
         """Forget committed transactions and release their claims and outputs."""
         with self._lock:

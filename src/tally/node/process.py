@@ -7,17 +7,24 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
+from tally.consensus.membership import MemberIdentity, is_member
+from tally.consensus.orderer import Orderer
+from tally.consensus.pbft.orderer import PbftOrderer
 from tally.consensus.solo import SoloOrderer
+from tally.consensus.transport import FaultLayer, FaultRules, PeerTransport
 from tally.model.encoding import decode
 from tally.model.genesis import Genesis
 from tally.node.api import create_app
 from tally.node.config import ConfigError, NodeConfig, load_config
-from tally.node.core import Node
+from tally.node.core import BlockProposal, Node
 from tally.node.keyfile import read_key
+from tally.node.observer import Observer
 from tally.store.ledger import LedgerStore
 from tally.store.lmdb_store import LmdbStore
 
@@ -71,6 +78,92 @@ def open_node(config: NodeConfig) -> Node:
     return Node.create(store, genesis, key, config.name, mempool_max=config.mempool_max)
 
 
+class _Consortium:
+    """The PBFT orderer and its transport, started and stopped together."""
+
+    def __init__(self, orderer: PbftOrderer[BlockProposal], transport: PeerTransport) -> None:
+        self._orderer = orderer
+        self._transport = transport
+
+    def start(self) -> None:
+        self._transport.start()
+        self._orderer.start()
+
+    def stop(self) -> None:
+        self._orderer.stop()
+        self._transport.stop()
+
+
+def _consortium(
+    config: NodeConfig, node: Node, me: int, on_fatal: Callable[[BaseException], None]
+) -> tuple[PbftOrderer[BlockProposal], PeerTransport]:
+    """A PBFT orderer for member `me` and its mutual-TLS transport to the other members."""
+    genesis = node.genesis
+    if not genesis.root_certificate:
+        raise ConfigError("consensus is pbft but genesis has no consortium root certificate")
+    if config.tls_cert is None or config.tls_key is None:
+        raise ConfigError(f"{config.name}: pbft needs [p2p] cert and key")
+    names = [member.name for member in node.members()]
+    orderer: PbftOrderer[BlockProposal] = PbftOrderer(
+        node,
+        node.key,
+        me,
+        names,
+        config.data_dir / "consensus.log",
+        max_txs=node.params_max_txs,
+        checkpoint_interval=config.checkpoint_interval,
+        view_timeout_ms=config.view_timeout_ms,
+        on_fatal=on_fatal,
+        byzantine=config.test_byzantine,
+    )
+
+    def authorize(identity: MemberIdentity) -> bool:
+        # A member removed by a committed `RevokeMember` is no longer in force.
+        return is_member(identity, node.members())
+
+    transport = PeerTransport(
+        name=config.name,
+        listen=(config.p2p_host, config.p2p_port),
+        peers={name: peer.p2p for name, peer in config.peers.items()},
+        cert_file=config.tls_cert,
+        key_file=config.tls_key,
+        root_der=genesis.root_certificate,
+        authorize=authorize,
+        on_message=orderer.on_message,
+        faults=FaultLayer() if config.test_faults else None,
+    )
+    orderer.attach(transport)
+    node.extra_status.append(
+        lambda: {
+            "consensus": "pbft",
+            "view": orderer.view,
+            "primary": names[orderer.view % len(names)],
+            "peers": sorted(transport.connected()),
+        }
+    )
+    # Revocations take effect on live links too, after every block.
+    node.on_block.append(lambda _proposal, _elapsed: transport.recheck())
+    return orderer, transport
+
+
+def add_fault_routes(app: FastAPI, faults: FaultLayer) -> None:
+    """Test-only routes that set the faults this node injects on its links.
+
+    Only served when the node's configuration says `[test] faults = true`.
+    """
+
+    @app.post("/v1/test/faults")
+    async def set_faults(request: Request) -> dict[str, Any]:
+        rules = msgspec.json.decode(await request.body(), type=FaultRules)
+        faults.set_rules(rules)
+        return msgspec.to_builtins(rules)  # type: ignore[no-any-return]
+
+    @app.delete("/v1/test/faults")
+    def heal() -> dict[str, Any]:
+        faults.heal()
+        return {"healed": True}
+
+
 def run_node(
     config_path: Path,
     log_level: str = "info",
@@ -90,7 +183,7 @@ def run_node(
     config = load_config(config_path)
     node = open_node(config)
     signer = node.member_index()
-    if signer is None:
+    if signer is None and config.consensus != "observer":
         raise ConfigError(f"node key of {config.name} is not a consensus member in genesis")
     app = create_app(node, verify_threads=config.verify_threads)
     if configure is not None:
@@ -110,14 +203,28 @@ def run_node(
         node.on_fatal(exc)
         server.should_exit = True
 
-    orderer = SoloOrderer(
-        node,
-        node.key,
-        signer,
-        max_txs=node.params_max_txs,
-        interval_ms=node.params_interval_ms,
-        on_fatal=on_fatal,
-    )
+    orderer: Orderer
+    if config.consensus == "observer" or signer is None:
+        observer = Observer(node, [peer.api for peer in config.peers.values()], on_fatal)
+        node.extra_status.append(
+            lambda: {"consensus": "observer", "refused_blocks": observer.refused}
+        )
+        orderer = observer
+    elif config.consensus == "pbft":
+        pbft, transport = _consortium(config, node, signer, on_fatal)
+        orderer = _Consortium(pbft, transport)
+        if transport.faults is not None:
+            add_fault_routes(app, transport.faults)
+        app.state.pbft = pbft
+    else:
+        orderer = SoloOrderer(
+            node,
+            node.key,
+            signer,
+            max_txs=node.params_max_txs,
+            interval_ms=node.params_interval_ms,
+            on_fatal=on_fatal,
+        )
     height, _ = node.store.tip()
     log.info(
         "node %s on chain %s at height %d, API on http://%s:%d",

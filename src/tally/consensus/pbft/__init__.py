@@ -1,0 +1,1 @@
+"""PBFT ordering among n = 3f+1 consortium members (ARCHITECTURE.md section 6)."""
