@@ -139,7 +139,7 @@ def test_partition_without_quorum_commits_nothing_then_heals(
     consortium.partition(everyone[:half], everyone[half:])  # neither side has 2f+1
     time.sleep(1.0)  # a block in flight when the cut came may still finish
     frozen = consortium.heights(everyone)
-    time.sleep(3.0)
+    time.sleep(2.5)
     assert consortium.heights(everyone) == frozen, "a side without a quorum committed"
     consortium.heal()
     healed_at = time.monotonic()
@@ -175,16 +175,16 @@ def test_throughput_with_one_node_down_stays_near_the_fault_free_rate(
     saturating = Load(consortium, rate=1000.0, seed=5, batch=100)
     saturating.start(workers=4)
     try:
-        time.sleep(1.0)
+        time.sleep(0.5)
         start = time.monotonic()
-        time.sleep(4.0)
-        fault_free = saturating.committed_between(start, time.monotonic()) / 4.0
+        time.sleep(3.0)
+        fault_free = saturating.committed_between(start, time.monotonic()) / 3.0
         saturating.targets = [i for i in everyone if i != victim]
         consortium.kill(victim)
-        time.sleep(1.0)
+        time.sleep(0.5)
         start = time.monotonic()
-        time.sleep(4.0)
-        one_down = saturating.committed_between(start, time.monotonic()) / 4.0
+        time.sleep(3.0)
+        one_down = saturating.committed_between(start, time.monotonic()) / 3.0
     finally:
         saturating.stop()
     ratio = one_down / fault_free

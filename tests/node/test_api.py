@@ -112,14 +112,19 @@ def test_events_stream_reports_committed_blocks(api: TestClient) -> None:
     def submit_soon() -> None:
         _submit(api, encode(issue))
 
+    submitter = threading.Thread(target=submit_soon, daemon=True)
     with api.stream("GET", "/v1/events") as stream:
         lines = stream.iter_lines()
         assert next(lines) == "event: hello"
-        threading.Thread(target=submit_soon, daemon=True).start()
+        submitter.start()
         for line in lines:
             if line.startswith("data: ") and "receipts" in line:
                 seen.append(json.loads(line[len("data: ") :]))
                 break
+        # The submission's own answer may still be on its way through the client: let it
+        # finish before the stream and the client close, or it outlives the client's portal.
+        submitter.join(timeout=30)
+    assert not submitter.is_alive()
     assert seen[0]["receipts"] == [{"txid": tx_id(issue.body).hex(), "code": "ok"}]
 
 
